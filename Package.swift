@@ -43,6 +43,10 @@ let package = Package(
             dependencies: ["CRdKafka"]
         ),
         .target(
+            name: "KafkaSource",
+            dependencies: ["CRdKafka", .product(name: "Logging", package: "swift-log")]
+        ),
+        .target(
             name: "TestSupport",
             dependencies: ["CRdKafka"],
             path: "Tests/TestSupport"
@@ -65,6 +69,10 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
+        ),
+        .testTarget(
+            name: "KafkaSourceTests",
+            dependencies: ["KafkaSource", "KafkaMock", "TestSupport"]
         ),
         .testTarget(
             name: "IntegrationTests",
