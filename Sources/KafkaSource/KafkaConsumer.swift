@@ -194,48 +194,66 @@ public final class KafkaConsumer {
     // MARK: Offsets
 
     /// Synchronously commits explicit offsets, each with an optional metadata string stored by
+    /// the group coordinator beside the offset, waiting at most
+    /// ``KafkaConsumerConfig/commitTimeout``. See ``commit(_:timeout:)``.
+    public func commit(_ offsets: [TopicPartition: (offset: Int64, metadata: String?)]) throws {
+        try commit(offsets, timeout: config.commitTimeout)
+    }
+
+    /// Synchronously commits explicit offsets, each with an optional metadata string stored by
     /// the group coordinator beside the offset.
     ///
     /// `offset` is the next offset to read: after processing the record at offset `o`, commit
     /// `o + 1` (committed offset = last processed + 1; see librdkafka issue #2745).
-    /// Per-partition results are checked (librdkafka's `rd_kafka_commit` reports success when only
-    /// some partitions failed, so `rd_kafka_commit_queue` with a callback is used instead).
-    /// - Throws: ``KafkaError``; ``KafkaError/isGenerationMismatch`` tells that the group moved on
-    ///   and this member must stop committing for those partitions.
+    /// Per-partition results are checked: librdkafka's `rd_kafka_commit` reports success when only
+    /// some partitions failed, so the commit is issued with `rd_kafka_commit_queue` on a private
+    /// queue and its `RD_KAFKA_EVENT_OFFSET_COMMIT` result (with per-partition errors) is awaited,
+    /// at most `timeout`: librdkafka itself waits for the group coordinator without bound.
+    /// - Throws: ``KafkaError``. ``KafkaError/isGenerationMismatch`` tells that the group moved on
+    ///   and this member must stop committing for those partitions. `timedOut` means the outcome
+    ///   is unknown (the request may still be applied later).
     /// The corresponding C function is `rd_kafka_commit_queue`.
-    public func commit(_ offsets: [TopicPartition: (offset: Int64, metadata: String?)]) throws {
+    public func commit(_ offsets: [TopicPartition: (offset: Int64, metadata: String?)], timeout: Duration) throws {
         let rk = try live("commit")
         guard !offsets.isEmpty else { return }
+        let deadline = ContinuousClock.now.advanced(by: timeout)
         let list = RDKafkaTopicPartitionList(capacity: offsets.count)
         for (tp, value) in offsets.sorted(by: { $0.key < $1.key }) {
             list.add(tp, offset: value.offset, metadata: value.metadata)
         }
-        final class Result {
-            var err = RD_KAFKA_RESP_ERR_NO_ERROR
-            var elements: [RDKafkaTopicPartitionList.Element] = []
-            var called = false
-        }
-        let result = Result()
-        let err = withExtendedLifetime(result) {
-            list.withListPointer { ptr in
-                // NULL queue: a temporary queue is created and the callback served by this call.
-                rd_kafka_commit_queue(rk, ptr, nil, { _, err, offsets, opaque in
-                    let result = Unmanaged<Result>.fromOpaque(opaque!).takeUnretainedValue()
-                    result.err = err
-                    result.elements = RDKafkaTopicPartitionList.elements(of: offsets)
-                    result.called = true
-                }, Unmanaged.passUnretained(result).toOpaque())
-            }
-        }
         let single = offsets.count == 1 ? offsets.keys.first : nil
-        if err == RD_KAFKA_RESP_ERR__FATAL || result.err == RD_KAFKA_RESP_ERR__FATAL {
-            throw KafkaError.fatal(rk, operation: "commit") ?? KafkaError(RD_KAFKA_RESP_ERR__FATAL, operation: "commit")
+        let queue = rd_kafka_queue_new(rk)!
+        defer { rd_kafka_queue_destroy(queue) }
+        // No callback: the result comes back as an event on `queue` (event API).
+        let err = list.withListPointer { rd_kafka_commit_queue(rk, $0, queue, nil, nil) }
+        if err == RD_KAFKA_RESP_ERR__FATAL {
+            throw KafkaError.fatal(rk, operation: "commit") ?? KafkaError(err, operation: "commit")
         }
         try KafkaError.check(err, "commit", topic: single?.topic, partition: single?.partition)
-        for e in result.elements where e.err != RD_KAFKA_RESP_ERR_NO_ERROR {
-            throw KafkaError(e.err, operation: "commit", topic: e.tp.topic, partition: e.tp.partition)
+        while true {
+            let left = ContinuousClock.now.duration(to: deadline)
+            guard left > .zero else {
+                throw KafkaError(code: .timedOut, message: "no commit result within \(timeout); outcome unknown",
+                                 operation: "commit", topic: single?.topic, partition: single?.partition)
+            }
+            guard let event = rd_kafka_queue_poll(queue, min(left.milliseconds, 1000)) else { continue }
+            defer { rd_kafka_event_destroy(event) }
+            guard rd_kafka_event_type(event) == RD_KAFKA_EVENT_OFFSET_COMMIT else { continue }
+            let result = rd_kafka_event_error(event)
+            if result == RD_KAFKA_RESP_ERR__FATAL {
+                throw KafkaError.fatal(rk, operation: "commit") ?? KafkaError(result, operation: "commit")
+            }
+            for e in RDKafkaTopicPartitionList.elements(of: rd_kafka_event_topic_partition_list(event))
+            where e.err != RD_KAFKA_RESP_ERR_NO_ERROR {
+                throw KafkaError(e.err, operation: "commit", topic: e.tp.topic, partition: e.tp.partition)
+            }
+            if result != RD_KAFKA_RESP_ERR_NO_ERROR {
+                var error = KafkaError(result, operation: "commit", topic: single?.topic, partition: single?.partition)
+                if let text = rd_kafka_event_error_string(event) { error.message = String(cString: text) }
+                throw error
+            }
+            break
         }
-        try KafkaError.check(result.err, "commit", topic: single?.topic, partition: single?.partition)
         logger.debug("kafka offsets committed", metadata: [
             "kafka.offsets": "\(offsets.sorted { $0.key < $1.key }.map { "\($0.key)@\($0.value.offset)" })"])
     }

@@ -42,19 +42,23 @@ public struct KafkaConsumerConfig: Sendable {
     /// How long the coordinator waits for a heartbeat before evicting this member
     /// (librdkafka `session.timeout.ms`).
     public var sessionTimeout: Duration
+    /// How long ``KafkaConsumer/commit(_:)`` waits for the coordinator's answer. librdkafka itself
+    /// waits without bound while the coordinator is unreachable; this is the engine's bound.
+    public var commitTimeout: Duration
     /// Any other librdkafka property, passed through as is. Must not contain ``forcedProperties``
     /// keys nor the keys of the typed fields above.
     public var properties: [String: String]
 
     public init(bootstrapServers: String, groupID: String, topics: [String], autoOffsetReset: String = "earliest",
                 rebalanceProtocol: RebalanceProtocol = .eager, sessionTimeout: Duration = .seconds(45),
-                properties: [String: String] = [:]) {
+                commitTimeout: Duration = .seconds(30), properties: [String: String] = [:]) {
         self.bootstrapServers = bootstrapServers
         self.groupID = groupID
         self.topics = topics
         self.autoOffsetReset = autoOffsetReset
         self.rebalanceProtocol = rebalanceProtocol
         self.sessionTimeout = sessionTimeout
+        self.commitTimeout = commitTimeout
         self.properties = properties
     }
 

@@ -166,6 +166,9 @@ public final class KafkaProducer {
         let deadline = ContinuousClock.now.advanced(by: timeout)
         var props = properties.filter { !["linger.ms", "compression.type", "batch.num.messages"].contains($0.key) }
         props["bootstrap.servers"] = bootstrapServers
+        // librdkafka 2.0.2 refuses rd_kafka_assign without a group.id (_UNKNOWN_GROUP); the
+        // consumer never subscribes nor commits, so this group is never joined.
+        props["group.id"] = "tidemark-tail-reader"
         props["enable.auto.commit"] = "false"
         props["enable.partition.eof"] = "true"
         props["isolation.level"] = "read_committed"
