@@ -38,6 +38,7 @@ public final class KafkaConsumer {
     private let contextRef: Unmanaged<ConsumerCallbackContext>
     private let logger: Logger
     private var topicCache: (rkt: OpaquePointer, name: String)?
+    private var closing = false
     /// The last non-fatal consumer error librdkafka reported (logged, then retried by librdkafka).
     public private(set) var lastTransientError: KafkaError?
 
@@ -362,8 +363,14 @@ public final class KafkaConsumer {
     /// The corresponding C functions are `rd_kafka_consumer_close_queue`, `rd_kafka_consumer_closed`
     /// and `rd_kafka_destroy`.
     public func close(timeout: Duration) throws {
-        guard let rk = handle else { return }
-        handle = nil
+        guard let rk = handle, !closing else { return }
+        // The handle stays usable while the close queue is served, so the handler can still
+        // commit from `partitionsRevoked`; `closing` only stops re-entrant close calls.
+        closing = true
+        defer {
+            handle = nil
+            closing = false
+        }
         let deadline = ContinuousClock.now.advanced(by: timeout)
         var failure: KafkaError?
         var finished = false

@@ -31,10 +31,21 @@ struct KafkaConsumerMockTests {
             let cached = try m.consumer.watermarks(tp, cached: true, timeout: .seconds(5))
             #expect(cached.high == 50)
         }
-        try m.consumer.close(timeout: .seconds(10))
-        // Closing revokes in an orderly way (never "lost"), after the assignment.
+        try m.close()
+        // Closing revokes in an orderly way (never "lost"), after the assignment, and the
+        // handler can still commit from inside that revoke.
         #expect(log.events.map(\.kind) == [.assigned, .revoked])
         #expect(log.events.last?.partitions == t.all)
+        #expect(m.revokeCommitErrors.isEmpty)
+        // Every callback ran on the polling thread, inside poll() or close().
+        #expect(m.misplacedCallbacks == 0)
+        let reader = try KafkaConsumer(config: t.config(group: "g-join"), rebalanceHandler: nil, logger: testLogger("r"))
+        let committed = try reader.committed(Array(t.all), timeout: .seconds(10))
+        try reader.close(timeout: .seconds(5))
+        for tp in t.all {
+            #expect(committed[tp]?.offset == 50)
+            #expect(committed[tp]?.metadata == "revoke-c1")
+        }
     }
 
     @Test("commits explicit offsets with metadata, reads them back, and a reopened member resumes there")
@@ -135,8 +146,9 @@ struct KafkaConsumerMockTests {
             #expect(c1.revokeCommitErrors.isEmpty)
             #expect(all.count == 400)
         }
-        try c2.consumer.close(timeout: .seconds(10))
-        try c1.consumer.close(timeout: .seconds(10))
+        #expect(c1.misplacedCallbacks == 0 && c2.misplacedCallbacks == 0)
+        try c2.close()
+        try c1.close()
     }
 
     @Test("offsets returned on assignment and seek() decide where partitions resume")
@@ -276,6 +288,7 @@ struct KafkaConsumerMockTests {
         #expect(log.events[lostAt].partitions == t.all)
         #expect(!log.events[..<lostAt].contains { $0.kind == .revoked })
         #expect(m.consumer.rebalanceEventCounts.lost >= 1)
+        #expect(m.misplacedCallbacks == 0)
         try m.consumer.close(timeout: .seconds(10))
     }
 
@@ -330,5 +343,25 @@ struct KafkaConsumerMockTests {
         let none = try KafkaProducer(bootstrapServers: empty.cluster.bootstrapServers, logger: testLogger("p"))
         defer { none.close() }
         #expect(try none.lastMessages(topic: empty.topic, partition: 0, count: 5, timeout: .seconds(20)).isEmpty)
+    }
+
+    @Test("close is bounded when the broker is down: it returns or throws timedOut, and the handler is told")
+    func closeBoundedWhenBrokerDown() throws {
+        let t = try MockTopic(partitions: 2)
+        let log = EventLog()
+        let m = try Member("c1", log: log, config: t.config(group: "g-close"))
+        m.commitOnRevoke = false
+        try m.consumer.subscribe()
+        #expect(try pollUntil([m]) { m.owned == t.all })
+        try t.cluster.setBrokerDown(1)
+        do {
+            try m.close(timeout: .seconds(3))
+        } catch let error as KafkaError {
+            #expect(error.code == .timedOut)
+        }
+        // The assignment was given up either way, and the handler heard about it.
+        #expect(m.owned.isEmpty)
+        #expect(log.events.last.map { $0.kind == .revoked || $0.kind == .lost } == true)
+        #expect(throws: KafkaError.self) { try m.consumer.assignment() }
     }
 }

@@ -45,6 +45,28 @@ final class Member: KafkaRebalanceHandler {
     var startOffsets: [TopicPartition: Int64] = [:]
     var commitOnRevoke = true
     private(set) var revokeCommitErrors: [any Error] = []
+    /// Callbacks that ran outside a poll/close call of this member, or on another thread.
+    private(set) var misplacedCallbacks = 0
+    private var inConsumerCall = false
+    private var ownerThread: pthread_t?
+
+    private func noteCallback() {
+        if !inConsumerCall || ownerThread.map({ pthread_equal($0, pthread_self()) == 0 }) ?? true {
+            misplacedCallbacks += 1
+        }
+    }
+
+    private func during<T>(_ body: () throws -> T) rethrows -> T {
+        inConsumerCall = true
+        ownerThread = pthread_self()
+        defer { inConsumerCall = false }
+        return try body()
+    }
+
+    /// Closes the consumer (the final revoke is delivered inside this call).
+    func close(timeout: Duration = .seconds(10)) throws {
+        try during { try consumer.close(timeout: timeout) }
+    }
 
     init(_ name: String, log: EventLog, config: KafkaConsumerConfig) throws {
         self.name = name
@@ -53,12 +75,14 @@ final class Member: KafkaRebalanceHandler {
     }
 
     func partitionsAssigned(_ partitions: [TopicPartition]) -> [TopicPartition: Int64] {
+        noteCallback()
         log.append(name, .assigned, partitions)
         owned.formUnion(partitions)
         return startOffsets.filter { partitions.contains($0.key) }
     }
 
     func partitionsRevoked(_ partitions: [TopicPartition]) {
+        noteCallback()
         log.append(name, .revoked, partitions)
         let toCommit = next.filter { partitions.contains($0.key) }.mapValues { (offset: $0, metadata: Optional("revoke-\(name)")) }
         if commitOnRevoke && !toCommit.isEmpty {
@@ -69,6 +93,7 @@ final class Member: KafkaRebalanceHandler {
     }
 
     func partitionsLost(_ partitions: [TopicPartition]) {
+        noteCallback()
         log.append(name, .lost, partitions)
         owned.subtract(partitions)
         for tp in partitions { next[tp] = nil }
@@ -77,9 +102,11 @@ final class Member: KafkaRebalanceHandler {
     /// Polls once (up to `timeout`), processing each message as it arrives.
     @discardableResult
     func pollOnce(timeout: Duration = .milliseconds(100)) throws -> Int {
-        try consumer.pollBatch(maxMessages: 1000, timeout: timeout) { view in
-            received.append(view.makeMessage())
-            next[view.topicPartition] = view.offset + 1
+        try during {
+            try consumer.pollBatch(maxMessages: 1000, timeout: timeout) { view in
+                received.append(view.makeMessage())
+                next[view.topicPartition] = view.offset + 1
+            }
         }
     }
 
