@@ -364,4 +364,24 @@ struct KafkaConsumerMockTests {
         #expect(log.events.last.map { $0.kind == .revoked || $0.kind == .lost } == true)
         #expect(throws: KafkaError.self) { try m.consumer.assignment() }
     }
+
+    @Test("a fatal client error (static member fenced by the coordinator) surfaces from poll as a typed fatal error")
+    func fatalErrorSurfaces() throws {
+        let t = try MockTopic(partitions: 2)
+        let m = try Member("c1", log: EventLog(), config: t.config(group: "g-fatal", extra: ["group.instance.id": "static-1"]))
+        try m.consumer.subscribe()
+        #expect(try pollUntil([m]) { m.owned == t.all })
+        // FENCED_INSTANCE_ID on a heartbeat: another member took over this static instance id.
+        try t.cluster.pushRequestErrors(.heartbeat, errors: [82, 82, 82])
+        var caught: KafkaError?
+        let deadline = ContinuousClock.now.advanced(by: .seconds(30))
+        while caught == nil && ContinuousClock.now < deadline {
+            do { try m.pollOnce() } catch let error as KafkaError { caught = error }
+        }
+        let error = try #require(caught)
+        #expect(error.isFatal)
+        #expect(error.code == .fencedInstanceID)
+        #expect(m.consumer.fatalError?.code == .fencedInstanceID)
+        try? m.close(timeout: .seconds(5))
+    }
 }
