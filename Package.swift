@@ -3,6 +3,7 @@
 // Tidemark: an exactly-once Kafka -> Parquet -> S3 log pipeline.
 // Module map (one job each; C stays behind the wrapper that owns it):
 //   CRdKafka, CCurl, CZstd      system libraries (Debian -dev packages, see tools/install-deps)
+//   Manifest                     SQLite write-ahead manifest (through GRDB)
 //   KafkaMock                    librdkafka's mock cluster: etl-devbroker and tests only
 //   TestSupport                  helpers shared by test targets (local stack, subprocesses)
 import PackageDescription
@@ -43,6 +44,10 @@ let package = Package(
             dependencies: ["CRdKafka"]
         ),
         .target(
+            name: "Manifest",
+            dependencies: [.product(name: "GRDB", package: "GRDB.swift")]
+        ),
+        .target(
             name: "TestSupport",
             dependencies: ["CRdKafka"],
             path: "Tests/TestSupport"
@@ -65,6 +70,10 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
+        ),
+        .testTarget(
+            name: "ManifestTests",
+            dependencies: ["Manifest", "TestSupport"]
         ),
         .testTarget(
             name: "IntegrationTests",
