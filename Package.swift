@@ -4,6 +4,7 @@
 // Module map (one job each; C stays behind the wrapper that owns it):
 //   CRdKafka, CCurl, CZstd      system libraries (Debian -dev packages, see tools/install-deps)
 //   Manifest                     SQLite write-ahead manifest (through GRDB)
+//   Pipeline                     the engine: transform, batching, commit protocol (docs/protocol.md)
 //   KafkaMock                    librdkafka's mock cluster: etl-devbroker and tests only
 //   TestSupport                  helpers shared by test targets (local stack, subprocesses)
 import PackageDescription
@@ -48,6 +49,14 @@ let package = Package(
             dependencies: [.product(name: "GRDB", package: "GRDB.swift")]
         ),
         .target(
+            name: "Pipeline",
+            dependencies: [
+                "Manifest",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
             name: "TestSupport",
             dependencies: ["CRdKafka"],
             path: "Tests/TestSupport"
@@ -74,6 +83,10 @@ let package = Package(
         .testTarget(
             name: "ManifestTests",
             dependencies: ["Manifest", "TestSupport"]
+        ),
+        .testTarget(
+            name: "PipelineTests",
+            dependencies: ["Pipeline", "Manifest", "TestSupport"]
         ),
         .testTarget(
             name: "IntegrationTests",
