@@ -12,6 +12,8 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "etl-devbroker", targets: ["etl-devbroker"]),
+        .library(name: "Parquet", targets: ["Parquet"]),
+        .executable(name: "parquet-bench", targets: ["parquet-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -43,6 +45,10 @@ let package = Package(
             dependencies: ["CRdKafka"]
         ),
         .target(
+            name: "Parquet",
+            dependencies: ["CZstd"]
+        ),
+        .target(
             name: "TestSupport",
             dependencies: ["CRdKafka"],
             path: "Tests/TestSupport"
@@ -57,7 +63,19 @@ let package = Package(
             ]
         ),
 
+        .executableTarget(
+            name: "parquet-bench",
+            dependencies: ["Parquet"]
+        ),
+
         // MARK: Tests
+        .testTarget(
+            name: "ParquetTests",
+            dependencies: [
+                "Parquet", "TestSupport",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
         .testTarget(
             name: "SmokeTests",
             dependencies: [
