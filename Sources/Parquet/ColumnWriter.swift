@@ -39,8 +39,10 @@ struct StatisticsMeta {
 /// memory is one row group of compressed pages plus one open page and the dictionary per column.
 final class ColumnWriter {
     let column: ParquetColumn
+    /// `column.type`, stored separately so the hot path does not copy `column` (and retain its name).
+    let type: ParquetColumnType
     let physicalType: ParquetPhysicalType
-    private let nullable: Bool
+    let nullable: Bool
     private let pageMaxBytes: Int
     private let pageMaxRows: Int
     private let dictionaryMaxBytes: Int
@@ -60,15 +62,15 @@ final class ColumnWriter {
     private var pageNonNull = 0
     private var pageHasNull = false
     private let definitionLevels: ByteBuffer
-    private let plain = ByteBuffer(capacity: 64 * 1024)
+    private var plain = ByteBuffer(capacity: 64 * 1024)
     private let indices = UInt32Buffer(capacity: 4096)
     private var boolBits: UInt8 = 0
     private var boolBitCount = 0
 
-    // Finished pages of this chunk.
-    private let chunk = ByteBuffer(capacity: 64 * 1024)
-    private var chunkUncompressed: Int64 = 0
-    private var chunkCompressed: Int64 = 0
+    // Finished pages of this chunk (filled by the compression worker, if any).
+    private let sink = PageSink()
+    /// Estimated header + body bytes of the pages handed off (the sink's exact totals may still be in flight).
+    private var submittedBytes = 0
     private var chunkValues: Int64 = 0
     private var dictionaryDataPages: Int32 = 0
     private var plainDataPages: Int32 = 0
@@ -84,6 +86,7 @@ final class ColumnWriter {
 
     init(column: ParquetColumn, options: ParquetWriterOptions) {
         self.column = column
+        self.type = column.type
         self.physicalType = column.type.physicalType
         self.nullable = column.nullable
         self.pageMaxBytes = max(options.dataPageMaxBytes, 1)
@@ -251,72 +254,77 @@ final class ColumnWriter {
 
     /// Encoded, uncompressed bytes this column holds for the current row group.
     var estimatedBytes: Int {
-        Int(chunkUncompressed) + openPageBytes + dictionaryBytes
+        submittedBytes + openPageBytes + dictionaryBytes
     }
 
     /// Closes the open page when it is full, and leaves dictionary encoding when the dictionary
     /// outgrew `dictionaryMaxBytes` (the rest of the chunk is PLAIN, as arrow-rs and parquet-mr do).
     /// Called between rows only, so pages start at row boundaries.
-    func endRow(compressor: ZstdCompressor?, scratch: PageScratch) throws(ParquetError) {
+    func endRow(compressor: ZstdCompressor?, scratch: PageScratch, worker: CompressionWorker?) throws(ParquetError) {
         if dictionaryActive && dictionaryBytes > dictionaryMaxBytes {
-            try flushPage(compressor: compressor, scratch: scratch)
+            try flushPage(compressor: compressor, scratch: scratch, worker: worker)
             dictionaryActive = false
             return
         }
         if pageValues >= pageMaxRows || openPageBytes >= pageMaxBytes {
-            try flushPage(compressor: compressor, scratch: scratch)
+            try flushPage(compressor: compressor, scratch: scratch, worker: worker)
         }
     }
 
     // MARK: Pages
 
-    /// Encodes, compresses and stores the open page (DataPage V1: `[def levels][values]`).
-    func flushPage(compressor: ZstdCompressor?, scratch: PageScratch) throws(ParquetError) {
+    /// Encodes the open page (DataPage V1: `[def levels][values]`) and hands it to the worker for
+    /// compression, or compresses it inline when there is no worker.
+    func flushPage(compressor: ZstdCompressor?, scratch: PageScratch, worker: CompressionWorker?) throws(ParquetError) {
         guard pageValues > 0 else { return }
-        let body = scratch.body
-        body.removeAll()
-        if nullable {
-            // V1 definition levels: 4-byte little-endian byte length, then the hybrid runs, bit width 1.
-            let lengthAt = body.count
-            body.appendLittleEndian(UInt32(0))
-            if pageHasNull {
-                let levels = UnsafeBufferPointer(
-                    start: definitionLevels.base.assumingMemoryBound(to: UInt8.self), count: definitionLevels.count)
-                RleHybrid.encode(levels, bitWidth: 1, into: body)
-            } else {
-                body.appendVarint(UInt64(pageValues) << 1)
-                body.append(byte: 1)
-            }
-            body.setUInt32LE(UInt32(body.count - lengthAt - 4), at: lengthAt)
+        let plainPage = !(dictionaryActive && pageNonNull > 0)
+        if plainPage && boolBitCount > 0 {
+            plain.append(byte: boolBits)
         }
+        let body: ByteBuffer
         let encoding: ParquetEncoding
-        if dictionaryActive && pageNonNull > 0 {
-            // Dictionary indices: 1 byte bit width, then hybrid runs with no length prefix.
-            encoding = .rleDictionary
-            let width = RleHybrid.bitWidth(forMax: UInt32(dictionaryCount - 1))
-            body.append(byte: UInt8(width))
-            RleHybrid.encode(indices.buffer, bitWidth: width, into: body)
-        } else {
+        if plainPage && !nullable, let worker {
+            // A required column's PLAIN values are the whole page body: hand the buffer over
+            // instead of copying it, and continue in a recycled one.
             encoding = .plain
-            if boolBitCount > 0 {
-                plain.append(byte: boolBits)
+            body = plain
+            plain = worker.takeBuffer()
+        } else {
+            body = worker?.takeBuffer() ?? scratch.body
+            body.removeAll()
+            if nullable {
+                // V1 definition levels: 4-byte little-endian byte length, then the hybrid runs, bit width 1.
+                let lengthAt = body.count
+                body.appendLittleEndian(UInt32(0))
+                if pageHasNull {
+                    let levels = UnsafeBufferPointer(
+                        start: definitionLevels.base.assumingMemoryBound(to: UInt8.self), count: definitionLevels.count)
+                    RleHybrid.encode(levels, bitWidth: 1, into: body)
+                } else {
+                    body.appendVarint(UInt64(pageValues) << 1)
+                    body.append(byte: 1)
+                }
+                body.setUInt32LE(UInt32(body.count - lengthAt - 4), at: lengthAt)
             }
-            body.append(plain.bytes)
-        }
-        guard body.count <= Int(Int32.max) else {
-            throw ParquetError(.valueTooLarge, "data page of \(body.count) bytes exceeds 2 GiB", column: column.name)
-        }
-        try appendPage(
-            body: body, pageType: 0, compressor: compressor, scratch: scratch, to: chunk
-        ) { (w: inout ThriftCompactWriter) in
-            // DataPageHeader (PageHeader field 5): num_values (1, nulls included), encoding (2),
-            // definition_level_encoding (3) = RLE, repetition_level_encoding (4) = RLE.
-            w.writeStruct(5) { h in
-                h.writeI32(1, Int32(pageValues))
-                h.writeI32(2, encoding.rawValue)
-                h.writeI32(3, ParquetEncoding.rle.rawValue)
-                h.writeI32(4, ParquetEncoding.rle.rawValue)
+            if plainPage {
+                encoding = .plain
+                body.append(plain.bytes)
+            } else {
+                // Dictionary indices: 1 byte bit width, then hybrid runs with no length prefix.
+                encoding = .rleDictionary
+                let width = RleHybrid.bitWidth(forMax: UInt32(dictionaryCount - 1))
+                body.append(byte: UInt8(width))
+                RleHybrid.encode(indices.buffer, bitWidth: width, into: body)
             }
+        }
+        let kind = PageKind.data(numValues: Int32(pageValues), encoding: encoding)
+        submittedBytes += body.count + 24
+        if let worker {
+            try worker.submit(body: body, kind: kind, sink: sink, column: column.name)
+        } else {
+            try encodePage(
+                body: body, kind: kind, compressor: compressor, compressed: scratch.compressed, header: scratch.header,
+                into: sink, column: column.name)
         }
         chunkValues += Int64(pageValues)
         if encoding == .rleDictionary {
@@ -335,80 +343,40 @@ final class ColumnWriter {
         boolBitCount = 0
     }
 
-    /// Compresses `body`, writes `PageHeader` + body into `destination`, and counts both sizes.
-    /// Returns (uncompressed, compressed) sizes including the header.
-    @discardableResult
-    private func appendPage(
-        body: ByteBuffer, pageType: Int32, compressor: ZstdCompressor?, scratch: PageScratch, to destination: ByteBuffer,
-        specific: (inout ThriftCompactWriter) -> Void
-    ) throws(ParquetError) -> (uncompressed: Int64, compressed: Int64) {
-        let payload: ByteBuffer
-        if let compressor {
-            try compressor.compress(body.bytes, into: scratch.compressed)
-            payload = scratch.compressed
-        } else {
-            payload = body
-        }
-        guard payload.count <= Int(Int32.max) else {
-            throw ParquetError(.valueTooLarge, "compressed page exceeds 2 GiB", column: column.name)
-        }
-        // PageHeader: type (1), uncompressed_page_size (2), compressed_page_size (3); sizes exclude the header.
-        let header = scratch.header
-        header.removeAll()
-        var w = ThriftCompactWriter(out: header)
-        w.beginStructValue()
-        w.writeI32(1, pageType)
-        w.writeI32(2, Int32(body.count))
-        w.writeI32(3, Int32(payload.count))
-        specific(&w)
-        w.endStructValue()
-        destination.append(header.bytes)
-        destination.append(payload.bytes)
-        let uncompressed = Int64(header.count + body.count)
-        let compressed = Int64(header.count + payload.count)
-        chunkUncompressed += uncompressed
-        chunkCompressed += compressed
-        return (uncompressed, compressed)
-    }
-
     // MARK: Chunk
 
     /// Writes `[dictionary page] data pages` for this row group at file offset `position` and
-    /// resets the column for the next row group.
+    /// resets the column for the next row group. The open page must have been flushed and the
+    /// worker drained.
     func writeChunk(
         to output: any ParquetOutput, at position: Int64, codec: ParquetCodec, compressor: ZstdCompressor?,
         scratch: PageScratch
     ) throws -> ColumnChunkMeta {
-        try flushPage(compressor: compressor, scratch: scratch)
+        precondition(pageValues == 0, "flushPage before writeChunk")
         var encodings: [Int32] = []
         var encodingStats: [(pageType: Int32, encoding: Int32, count: Int32)] = []
         var dictionaryPageOffset: Int64?
         var dataPageOffset = position
-        var written: Int64 = 0
+        var uncompressed: Int64 = 0
+        var compressed: Int64 = 0
         let dictionaryPlain = bytesDictionary?.plain ?? intDictionary?.plain
         if dictionaryDataPages > 0, let dictionaryPlain {
-            let page = ByteBuffer(capacity: 256)
-            let entries = dictionaryCount
-            let before = chunkCompressed
-            try appendPage(body: dictionaryPlain, pageType: 2, compressor: compressor, scratch: scratch, to: page) {
-                (w: inout ThriftCompactWriter) in
-                // DictionaryPageHeader (PageHeader field 7): num_values (1), encoding (2) = PLAIN.
-                w.writeStruct(7) { h in
-                    h.writeI32(1, Int32(entries))
-                    h.writeI32(2, ParquetEncoding.plain.rawValue)
-                }
-            }
-            precondition(chunkCompressed - before == Int64(page.count))
-            try output.write(page.bytes)
+            let page = PageSink()
+            try encodePage(
+                body: dictionaryPlain, kind: .dictionary(numValues: Int32(dictionaryCount)), compressor: compressor,
+                compressed: scratch.compressed, header: scratch.header, into: page, column: column.name)
+            try output.write(page.chunk.bytes)
             dictionaryPageOffset = position
-            dataPageOffset = position + Int64(page.count)
-            written += Int64(page.count)
+            dataPageOffset = position + page.compressed
+            uncompressed += page.uncompressed
+            compressed += page.compressed
             encodings.append(ParquetEncoding.plain.rawValue)
             encodingStats.append((pageType: 2, encoding: ParquetEncoding.plain.rawValue, count: 1))
         }
-        try output.write(chunk.bytes)
-        written += Int64(chunk.count)
-        precondition(written == chunkCompressed)
+        try output.write(sink.chunk.bytes)
+        precondition(Int64(sink.chunk.count) == sink.compressed)
+        uncompressed += sink.uncompressed
+        compressed += sink.compressed
         encodings.append(ParquetEncoding.rle.rawValue)
         if dictionaryDataPages > 0 {
             encodings.append(ParquetEncoding.rleDictionary.rawValue)
@@ -423,7 +391,7 @@ final class ColumnWriter {
         }
         let meta = ColumnChunkMeta(
             physicalType: physicalType, encodings: encodings, path: column.name, codec: codec,
-            numValues: chunkValues, totalUncompressedSize: chunkUncompressed, totalCompressedSize: chunkCompressed,
+            numValues: chunkValues, totalUncompressedSize: uncompressed, totalCompressedSize: compressed,
             dataPageOffset: dataPageOffset, dictionaryPageOffset: dictionaryPageOffset,
             statistics: statistics(), encodingStats: encodingStats)
         resetRowGroup()
@@ -436,10 +404,8 @@ final class ColumnWriter {
         dictionaryActive = dictionaryAllowed
         bytesDictionary?.reset()
         intDictionary?.reset()
-        chunk.removeAll()
-        chunk.shrink(ifAbove: 1 << 24)
-        chunkUncompressed = 0
-        chunkCompressed = 0
+        sink.reset()
+        submittedBytes = 0
         chunkValues = 0
         dictionaryDataPages = 0
         plainDataPages = 0

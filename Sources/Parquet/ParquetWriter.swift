@@ -16,7 +16,16 @@ public final class ParquetWriter {
     private let options: ParquetWriterOptions
     private let output: any ParquetOutput
     private let columns: [ColumnWriter]
+    /// The same column writers, unretained, for the per-value hot path (`columns` keeps them alive).
+    private let hot: UnsafeMutableBufferPointer<Unmanaged<ColumnWriter>>
+    /// Rows until the next page / dictionary / row-group budget check (checks run every
+    /// `checkInterval` rows, or after a large value, to keep `endRow` cheap).
+    private var rowsUntilCheck = 0
+    private var largeValueSeen = false
+    private static let checkInterval = 32
+    private static let largeValue = 1024
     private let compressor: ZstdCompressor?
+    private let worker: CompressionWorker?
     private let codec: ParquetCodec
     private let scratch = PageScratch()
     private var position: Int64 = 0
@@ -37,15 +46,30 @@ public final class ParquetWriter {
         self.schema = schema
         self.options = options
         self.output = output
-        self.columns = schema.columns.map { ColumnWriter(column: $0, options: options) }
+        let columns = schema.columns.map { ColumnWriter(column: $0, options: options) }
+        self.columns = columns
+        self.hot = .allocate(capacity: columns.count)
+        _ = self.hot.initialize(from: columns.map { Unmanaged.passUnretained($0) })
         self.codec = options.compression.codec
         switch options.compression {
         case .uncompressed:
             compressor = nil
+            worker = nil
         case .zstd(let level):
             compressor = try ZstdCompressor(level: level)
+            worker = options.backgroundCompression ? try CompressionWorker(compressor: ZstdCompressor(level: level)) : nil
         }
-        try write(Self.magic)
+        do {
+            try write(Self.magic)
+        } catch {
+            worker?.shutdown()
+            throw error
+        }
+    }
+
+    deinit {
+        worker?.shutdown()
+        hot.deallocate()
     }
 
     /// Rows completed with `endRow()` so far (all row groups).
@@ -64,62 +88,73 @@ public final class ParquetWriter {
         }
     }
 
+    /// Runs `body` on column `index` if it accepts a value of `type` in this row; records the misuse otherwise.
     @inline(__always)
-    private func columnWriter(_ index: Int, _ type: ParquetColumnType, _ what: String) -> ColumnWriter? {
-        guard index >= 0 && index < columns.count else {
+    private func withColumn(
+        _ index: Int, _ type: ParquetColumnType, _ what: String, _ body: (ColumnWriter) -> Void
+    ) {
+        guard index >= 0 && index < hot.count else {
             fail(ParquetError(.typeMismatch, "column index \(index) out of range 0..<\(columns.count)"))
-            return nil
+            return
         }
-        let c = columns[index]
-        guard c.column.type == type else {
-            fail(ParquetError(.typeMismatch, "\(what) appended to a \(c.column.type) column", column: c.column.name))
-            return nil
+        hot[index]._withUnsafeGuaranteedRef { c in
+            guard c.type == type, c.valueCount == rowsInGroup, !closed else {
+                misuse(c, type, what)
+                return
+            }
+            body(c)
         }
-        guard c.valueCount == rowsInGroup, !closed else {
-            fail(
-                closed
-                    ? ParquetError(.writerClosed, "append after close", column: c.column.name)
-                    : ParquetError(.incompleteRow, "two values for one column in row \(totalRows)", column: c.column.name))
-            return nil
+    }
+
+    private func misuse(_ c: ColumnWriter, _ type: ParquetColumnType, _ what: String) {
+        if closed {
+            fail(ParquetError(.writerClosed, "append after close", column: c.column.name))
+        } else if c.type != type {
+            fail(ParquetError(.typeMismatch, "\(what) appended to a \(c.type) column", column: c.column.name))
+        } else {
+            fail(ParquetError(.incompleteRow, "two values for one column in row \(totalRows)", column: c.column.name))
         }
-        return c
     }
 
     /// Appends an INT64 value.
     public func append(_ value: Int64, column: Int) {
-        columnWriter(column, .int64, "Int64")?.appendInteger(value)
+        withColumn(column, .int64, "Int64") { $0.appendInteger(value) }
     }
 
     /// Appends an INT32 value.
     public func append(_ value: Int32, column: Int) {
-        columnWriter(column, .int32, "Int32")?.appendInteger(Int64(value))
+        withColumn(column, .int32, "Int32") { $0.appendInteger(Int64(value)) }
     }
 
     /// Appends a DOUBLE value.
     public func append(_ value: Double, column: Int) {
-        columnWriter(column, .double, "Double")?.appendDouble(value)
+        withColumn(column, .double, "Double") { $0.appendDouble(value) }
     }
 
     /// Appends a BOOLEAN value.
     public func append(_ value: Bool, column: Int) {
-        columnWriter(column, .boolean, "Bool")?.appendBool(value)
+        withColumn(column, .boolean, "Bool") { $0.appendBool(value) }
     }
 
     /// Appends a timestamp in microseconds since 1970-01-01T00:00:00Z (negative before 1970).
     public func appendTimestamp(micros: Int64, column: Int) {
-        columnWriter(column, .timestampMicrosUTC, "timestamp")?.appendInteger(micros)
+        withColumn(column, .timestampMicrosUTC, "timestamp") { $0.appendInteger(micros) }
     }
 
     /// Appends a string given as UTF-8 bytes. The bytes are borrowed only for the call and are
     /// copied before it returns. They are stored, compared and deduplicated as bytes; no
     /// Unicode normalisation happens and validity is the caller's responsibility.
     public func append(utf8 bytes: UnsafeRawBufferPointer, column: Int) {
-        guard let c = columnWriter(column, .string, "string") else { return }
         guard bytes.count <= Int(Int32.max) - 4 else {
-            fail(ParquetError(.valueTooLarge, "string of \(bytes.count) bytes exceeds 2 GiB", column: c.column.name))
+            fail(ParquetError(.valueTooLarge, "string of \(bytes.count) bytes exceeds 2 GiB", column: "#\(column)"))
             return
         }
-        c.appendBytes(bytes.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!, count: bytes.count)
+        if bytes.count >= Self.largeValue {
+            largeValueSeen = true
+        }
+        withColumn(column, .string, "string") { c in
+            c.appendBytes(bytes.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!, count: bytes.count)
+        }
     }
 
     /// Appends a string (its UTF-8 bytes, exactly as stored in the `String`).
@@ -136,8 +171,7 @@ public final class ParquetWriter {
             fail(ParquetError(.nullInRequiredColumn, "null appended to a required column", column: c.column.name))
             return
         }
-        guard let c = columnWriter(column, c.column.type, "null") else { return }
-        c.appendNull()
+        withColumn(column, c.type, "null") { $0.appendNull() }
     }
 
     private func index(_ column: Int) -> Bool {
@@ -156,18 +190,25 @@ public final class ParquetWriter {
         if let failure { throw failure }
         guard !closed else { throw ParquetError(.writerClosed, "endRow after close") }
         let expected = rowsInGroup + 1
-        var bytes = 0
         do {
-            for c in columns {
-                guard c.valueCount == expected else {
-                    throw ParquetError(.incompleteRow, "no value for row \(totalRows)", column: c.column.name)
-                }
-                try c.endRow(compressor: compressor, scratch: scratch)
-                bytes += c.estimatedBytes
+            for i in 0..<hot.count where hot[i]._withUnsafeGuaranteedRef({ $0.valueCount != expected }) {
+                throw ParquetError(.incompleteRow, "no value for row \(totalRows)", column: columns[i].column.name)
             }
             rowsInGroup = expected
             totalRows += 1
-            if bytes >= options.rowGroupMaxBytes || rowsInGroup >= (options.rowGroupMaxRows ?? Int.max) {
+            rowsUntilCheck -= 1
+            var full = rowsInGroup >= (options.rowGroupMaxRows ?? Int.max)
+            if rowsUntilCheck <= 0 || largeValueSeen {
+                rowsUntilCheck = Self.checkInterval
+                largeValueSeen = false
+                var bytes = 0
+                for c in columns {
+                    try c.endRow(compressor: compressor, scratch: scratch, worker: worker)
+                    bytes += c.estimatedBytes
+                }
+                full = full || bytes >= options.rowGroupMaxBytes
+            }
+            if full {
                 try flushRowGroup()
             }
         } catch {
@@ -181,6 +222,10 @@ public final class ParquetWriter {
         if let failure { throw failure }
         guard rowsInGroup > 0 else { return }
         do {
+            for c in columns {
+                try c.flushPage(compressor: compressor, scratch: scratch, worker: worker)
+            }
+            try worker?.drain()
             let start = position
             var chunks: [ColumnChunkMeta] = []
             chunks.reserveCapacity(columns.count)
@@ -232,6 +277,7 @@ public final class ParquetWriter {
             throw error
         }
         closed = true
+        worker?.shutdown()
         return ParquetWriteSummary(rows: totalRows, rowGroups: rowGroups.count, bytesWritten: position)
     }
 
