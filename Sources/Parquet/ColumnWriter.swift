@@ -5,6 +5,12 @@ final class PageScratch {
     let header = ByteBuffer(capacity: 256)
 }
 
+/// Set by a column when its state needs the writer's attention at the end of the row (the
+/// dictionary outgrew its limit), so `endRow` can skip the per-column checks otherwise.
+final class CheckSignal {
+    var raised = false
+}
+
 /// Footer facts about one written column chunk.
 struct ColumnChunkMeta {
     var physicalType: ParquetPhysicalType
@@ -84,7 +90,10 @@ final class ColumnWriter {
     private let minBytes = ByteBuffer(capacity: 64)
     private let maxBytes = ByteBuffer(capacity: 64)
 
-    init(column: ParquetColumn, options: ParquetWriterOptions) {
+    private let signal: CheckSignal
+
+    init(column: ParquetColumn, options: ParquetWriterOptions, signal: CheckSignal) {
+        self.signal = signal
         self.column = column
         self.type = column.type
         self.physicalType = column.type.physicalType
@@ -156,6 +165,9 @@ final class ColumnWriter {
             indices.append(dictionary.index(of: v, inserted: &inserted))
             if inserted {
                 updateIntStatistics(v)
+                if dictionary.byteSize > dictionaryMaxBytes {
+                    signal.raised = true
+                }
             }
         } else {
             if physicalType == .int32 {
@@ -207,6 +219,9 @@ final class ColumnWriter {
             indices.append(dictionary.index(of: p, count: n, inserted: &inserted))
             if inserted {
                 updateByteStatistics(p, n)
+                if dictionary.byteSize > dictionaryMaxBytes {
+                    signal.raised = true
+                }
             }
         } else {
             plain.appendLittleEndian(UInt32(truncatingIfNeeded: n))

@@ -22,6 +22,7 @@ public final class ParquetWriter {
     /// `checkInterval` rows, or after a large value, to keep `endRow` cheap).
     private var rowsUntilCheck = 0
     private var largeValueSeen = false
+    private let signal = CheckSignal()
     private static let checkInterval = 32
     private static let largeValue = 1024
     private let compressor: ZstdCompressor?
@@ -46,7 +47,8 @@ public final class ParquetWriter {
         self.schema = schema
         self.options = options
         self.output = output
-        let columns = schema.columns.map { ColumnWriter(column: $0, options: options) }
+        let signal = self.signal
+        let columns = schema.columns.map { ColumnWriter(column: $0, options: options, signal: signal) }
         self.columns = columns
         self.hot = .allocate(capacity: columns.count)
         _ = self.hot.initialize(from: columns.map { Unmanaged.passUnretained($0) })
@@ -198,9 +200,10 @@ public final class ParquetWriter {
             totalRows += 1
             rowsUntilCheck -= 1
             var full = rowsInGroup >= (options.rowGroupMaxRows ?? Int.max)
-            if rowsUntilCheck <= 0 || largeValueSeen {
+            if rowsUntilCheck <= 0 || largeValueSeen || signal.raised {
                 rowsUntilCheck = Self.checkInterval
                 largeValueSeen = false
+                signal.raised = false
                 var bytes = 0
                 for c in columns {
                     try c.endRow(compressor: compressor, scratch: scratch, worker: worker)
