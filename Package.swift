@@ -12,6 +12,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "etl-devbroker", targets: ["etl-devbroker"]),
+        .library(name: "ObjectStore", targets: ["ObjectStore"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -31,6 +32,7 @@ let package = Package(
             pkgConfig: "libcurl",
             providers: [.apt(["libcurl4-openssl-dev"])]
         ),
+        .systemLibrary(name: "CXattr"),
         .systemLibrary(
             name: "CZstd",
             pkgConfig: "libzstd",
@@ -41,6 +43,14 @@ let package = Package(
         .target(
             name: "KafkaMock",
             dependencies: ["CRdKafka"]
+        ),
+        .target(
+            name: "ObjectStore",
+            dependencies: [
+                "CCurl", "CXattr",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .target(
             name: "TestSupport",
@@ -64,6 +74,14 @@ let package = Package(
                 "CRdKafka", "CCurl", "CZstd", "KafkaMock", "TestSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        .testTarget(
+            name: "ObjectStoreTests",
+            dependencies: [
+                "ObjectStore", "TestSupport",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(
