@@ -2,7 +2,10 @@
 //
 // Tidemark: an exactly-once Kafka -> Parquet -> S3 log pipeline.
 // Module map (one job each; C stays behind the wrapper that owns it):
-//   CRdKafka, CCurl, CZstd      system libraries (Debian -dev packages, see tools/install-deps)
+//   CRdKafka, CCurl, CZstd, CXattr  system libraries / headers (Debian -dev packages, tools/install-deps)
+//   Parquet                      Parquet writer and footer reader (pure Swift over CZstd)
+//   ObjectStore                  S3 over libcurl (SigV4, multipart, conditional writes) and file:// store
+//   KafkaSource                  librdkafka consumer/producer wrapper (manual offsets, rebalance hooks)
 //   Manifest                     SQLite write-ahead manifest (through GRDB)
 //   Pipeline                     the engine: transform, batching, commit protocol (docs/protocol.md)
 //   KafkaMock                    librdkafka's mock cluster: etl-devbroker and tests only
@@ -14,8 +17,10 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "etl-devbroker", targets: ["etl-devbroker"]),
-        .library(name: "Parquet", targets: ["Parquet"]),
         .executable(name: "parquet-bench", targets: ["parquet-bench"]),
+        .library(name: "Parquet", targets: ["Parquet"]),
+        .library(name: "ObjectStore", targets: ["ObjectStore"]),
+        .library(name: "KafkaSource", targets: ["KafkaSource"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -35,6 +40,7 @@ let package = Package(
             pkgConfig: "libcurl",
             providers: [.apt(["libcurl4-openssl-dev"])]
         ),
+        .systemLibrary(name: "CXattr"),
         .systemLibrary(
             name: "CZstd",
             pkgConfig: "libzstd",
@@ -43,8 +49,25 @@ let package = Package(
 
         // MARK: Libraries
         .target(
-            name: "KafkaMock",
-            dependencies: ["CRdKafka"]
+            name: "Parquet",
+            dependencies: ["CZstd"],
+            swiftSettings: [
+                // The encoder's hot path mutates final-class state per value; dynamic exclusivity
+                // checks cost ~6% of encode time in release builds. Debug builds keep them.
+                .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))
+            ]
+        ),
+        .target(
+            name: "ObjectStore",
+            dependencies: [
+                "CCurl", "CXattr",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "KafkaSource",
+            dependencies: ["CRdKafka", .product(name: "Logging", package: "swift-log")]
         ),
         .target(
             name: "Manifest",
@@ -53,19 +76,14 @@ let package = Package(
         .target(
             name: "Pipeline",
             dependencies: [
-                "Manifest",
+                "Manifest", "Parquet", "ObjectStore", "KafkaSource",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .target(
-            name: "Parquet",
-            dependencies: ["CZstd"],
-            swiftSettings: [
-                // The encoder's hot path mutates final-class state per value; dynamic exclusivity
-                // checks cost ~6% of encode time in release builds. Debug builds keep them.
-                .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))
-            ]
+            name: "KafkaMock",
+            dependencies: ["CRdKafka"]
         ),
         .target(
             name: "TestSupport",
@@ -81,13 +99,20 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-
         .executableTarget(
             name: "parquet-bench",
             dependencies: ["Parquet"]
         ),
 
         // MARK: Tests
+        .testTarget(
+            name: "SmokeTests",
+            dependencies: [
+                "CRdKafka", "CCurl", "CZstd", "KafkaMock", "TestSupport",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
         .testTarget(
             name: "ParquetTests",
             dependencies: [
@@ -96,12 +121,16 @@ let package = Package(
             ]
         ),
         .testTarget(
-            name: "SmokeTests",
+            name: "ObjectStoreTests",
             dependencies: [
-                "CRdKafka", "CCurl", "CZstd", "KafkaMock", "TestSupport",
-                .product(name: "GRDB", package: "GRDB.swift"),
+                "ObjectStore", "TestSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
             ]
+        ),
+        .testTarget(
+            name: "KafkaSourceTests",
+            dependencies: ["KafkaSource", "KafkaMock", "TestSupport"]
         ),
         .testTarget(
             name: "ManifestTests",
