@@ -129,10 +129,6 @@ let package = Package(
             ]
         ),
         .testTarget(
-            name: "KafkaSourceTests",
-            dependencies: ["KafkaSource", "KafkaMock", "TestSupport"]
-        ),
-        .testTarget(
             name: "ManifestTests",
             dependencies: ["Manifest", "TestSupport"]
         ),
