@@ -17,6 +17,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "etl-devbroker", targets: ["etl-devbroker"]),
+        .executable(name: "etl-engine", targets: ["etl-engine"]),
         .executable(name: "parquet-bench", targets: ["parquet-bench"]),
         .library(name: "Parquet", targets: ["Parquet"]),
         .library(name: "ObjectStore", targets: ["ObjectStore"]),
@@ -97,6 +98,14 @@ let package = Package(
             dependencies: [
                 "KafkaMock",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(
+            name: "etl-engine",
+            dependencies: [
+                "Pipeline", "KafkaSource", "ObjectStore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .executableTarget(
