@@ -384,4 +384,26 @@ struct KafkaConsumerMockTests {
         #expect(m.consumer.fatalError?.code == .fencedInstanceID)
         try? m.close(timeout: .seconds(5))
     }
+
+    @Test("a topic name starting with ^ subscribes by regular expression")
+    func regexSubscription() throws {
+        let t = try MockTopic(partitions: 1)
+        let prefix = t.topic + "-rx"
+        for name in ["\(prefix)-a", "\(prefix)-b", "other-\(prefix)"] {
+            try t.cluster.createTopic(name, partitions: 1)
+            let producer = try KafkaProducer(bootstrapServers: t.cluster.bootstrapServers, logger: testLogger("p"))
+            try producer.send(topic: name, value: Array(name.utf8))
+            try producer.flush(timeout: .seconds(10))
+            producer.close()
+        }
+        var config = t.config(group: "g-regex")
+        config.topics = ["^\(prefix)-.*"]
+        let m = try Member("c1", log: EventLog(), config: config)
+        try m.consumer.subscribe()
+        #expect(try pollUntil([m]) { m.received.count == 2 })
+        #expect(Set(m.received.map(\.topic)) == ["\(prefix)-a", "\(prefix)-b"])
+        #expect(Set(m.received.map(\.text)) == ["\(prefix)-a", "\(prefix)-b"])
+        #expect(m.owned.map(\.topic).allSatisfy { $0.hasPrefix(prefix) })
+        try m.close()
+    }
 }
