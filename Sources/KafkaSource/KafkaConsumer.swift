@@ -119,14 +119,17 @@ public final class KafkaConsumer {
     /// If `body` throws, the message it was given and the rest of the batch are not counted as
     /// consumed by this call; librdkafka's position has moved past them, so the caller must seek
     /// back (or rely on committed offsets) to re-read them.
+    /// `maxMessages` below 1 is treated as 1: the consumer must keep polling to serve rebalance
+    /// callbacks, so use ``pause(_:)`` rather than a zero batch for backpressure.
     /// - Returns: the number of messages passed to `body`.
     /// The corresponding C function is `rd_kafka_consumer_poll`.
     public func pollBatch(maxMessages: Int, timeout: Duration,
                           _ body: (borrowing KafkaMessageView) throws -> Void) throws -> Int {
         let rk = try live("poll")
         let deadline = ContinuousClock.now.advanced(by: timeout)
+        let limit = max(1, maxMessages)
         var count = 0
-        while count < maxMessages {
+        while count < limit {
             var wait: Int32 = 0
             if count == 0 {
                 let left = ContinuousClock.now.duration(to: deadline)

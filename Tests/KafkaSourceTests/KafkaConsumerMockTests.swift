@@ -151,12 +151,13 @@ struct KafkaConsumerMockTests {
         try c1.close()
     }
 
-    @Test("offsets returned on assignment and seek() decide where partitions resume")
-    func seekAndStartOffsets() throws {
+    @Test("offsets returned on assignment and seek() decide where partitions resume",
+          arguments: KafkaConsumerConfig.RebalanceProtocol.allCases)
+    func seekAndStartOffsets(proto: KafkaConsumerConfig.RebalanceProtocol) throws {
         let t = try MockTopic(partitions: 2)
         try t.produce(perPartition: 20)
         let log = EventLog()
-        let m = try Member("c1", log: log, config: t.config(group: "g-seek"))
+        let m = try Member("c1", log: log, config: t.config(group: "g-seek", protocol: proto))
         let p0 = TopicPartition(topic: t.topic, partition: 0)
         let p1 = TopicPartition(topic: t.topic, partition: 1)
         m.startOffsets = [p0: 15]  // p1 has no committed offset: auto.offset.reset=earliest
@@ -274,11 +275,12 @@ struct KafkaConsumerMockTests {
         try m.consumer.close(timeout: .seconds(10))
     }
 
-    @Test("a member whose session is fenced by the coordinator reports its partitions as lost, not revoked")
-    func lostPartitions() throws {
+    @Test("a member whose session is fenced by the coordinator reports its partitions as lost, not revoked",
+          arguments: KafkaConsumerConfig.RebalanceProtocol.allCases)
+    func lostPartitions(proto: KafkaConsumerConfig.RebalanceProtocol) throws {
         let t = try MockTopic(partitions: 2)
         let log = EventLog()
-        let m = try Member("c1", log: log, config: t.config(group: "g-lost"))
+        let m = try Member("c1", log: log, config: t.config(group: "g-lost", protocol: proto))
         try m.consumer.subscribe()
         #expect(try pollUntil([m]) { m.owned == t.all })
         // The next heartbeats fail with UNKNOWN_MEMBER_ID: librdkafka drops the assignment as lost.
