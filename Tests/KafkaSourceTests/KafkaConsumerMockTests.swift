@@ -37,8 +37,10 @@ struct KafkaConsumerMockTests {
         #expect(log.events.map(\.kind) == [.assigned, .revoked])
         #expect(log.events.last?.partitions == t.all)
         #expect(m.revokeCommitErrors.isEmpty)
-        // Every callback ran on the polling thread, inside poll() or close().
+        // Every callback ran on the polling thread, inside poll() or close(), before librdkafka's
+        // assignment changed.
         #expect(m.misplacedCallbacks == 0)
+        #expect(m.lateCallbacks == 0)
         let reader = try KafkaConsumer(config: t.config(group: "g-join"), rebalanceHandler: nil, logger: testLogger("r"))
         let committed = try reader.committed(Array(t.all), timeout: .seconds(10))
         try reader.close(timeout: .seconds(5))
@@ -147,6 +149,7 @@ struct KafkaConsumerMockTests {
             #expect(all.count == 400)
         }
         #expect(c1.misplacedCallbacks == 0 && c2.misplacedCallbacks == 0)
+        #expect(c1.lateCallbacks == 0 && c2.lateCallbacks == 0)
         try c2.close()
         try c1.close()
     }
@@ -291,6 +294,7 @@ struct KafkaConsumerMockTests {
         #expect(!log.events[..<lostAt].contains { $0.kind == .revoked })
         #expect(m.consumer.rebalanceEventCounts.lost >= 1)
         #expect(m.misplacedCallbacks == 0)
+        #expect(m.lateCallbacks == 0)
         try m.consumer.close(timeout: .seconds(10))
     }
 

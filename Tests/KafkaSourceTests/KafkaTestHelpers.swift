@@ -47,6 +47,8 @@ final class Member: KafkaRebalanceHandler {
     private(set) var revokeCommitErrors: [any Error] = []
     /// Callbacks that ran outside a poll/close call of this member, or on another thread.
     private(set) var misplacedCallbacks = 0
+    /// Callbacks that found librdkafka's assignment already changed (they must run before).
+    private(set) var lateCallbacks = 0
     private var inConsumerCall = false
     private var ownerThread: pthread_t?
 
@@ -76,6 +78,7 @@ final class Member: KafkaRebalanceHandler {
 
     func partitionsAssigned(_ partitions: [TopicPartition]) -> [TopicPartition: Int64] {
         noteCallback()
+        if let current = try? consumer.assignment(), !Set(current).isDisjoint(with: partitions) { lateCallbacks += 1 }
         log.append(name, .assigned, partitions)
         owned.formUnion(partitions)
         return startOffsets.filter { partitions.contains($0.key) }
@@ -83,6 +86,7 @@ final class Member: KafkaRebalanceHandler {
 
     func partitionsRevoked(_ partitions: [TopicPartition]) {
         noteCallback()
+        if let current = try? consumer.assignment(), !Set(partitions).isSubset(of: current) { lateCallbacks += 1 }
         log.append(name, .revoked, partitions)
         let toCommit = next.filter { partitions.contains($0.key) }.mapValues { (offset: $0, metadata: Optional("revoke-\(name)")) }
         if commitOnRevoke && !toCommit.isEmpty {
@@ -94,6 +98,7 @@ final class Member: KafkaRebalanceHandler {
 
     func partitionsLost(_ partitions: [TopicPartition]) {
         noteCallback()
+        if let current = try? consumer.assignment(), !Set(partitions).isSubset(of: current) { lateCallbacks += 1 }
         log.append(name, .lost, partitions)
         owned.subtract(partitions)
         for tp in partitions { next[tp] = nil }
