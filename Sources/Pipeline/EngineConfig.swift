@@ -14,8 +14,11 @@ public struct EngineConfig: Sendable, Equatable {
         public var groupID: String = "tidemark"
         /// `[kafka] auto_offset_reset`: where a partition with no committed offset starts.
         public var autoOffsetReset: String = "earliest"
-        /// `[kafka] rebalance_protocol`: `cooperative-sticky` (default) or `eager`.
-        public var rebalanceProtocol: String = "cooperative-sticky"
+        /// `[kafka] rebalance_protocol`: `eager` (default) or `cooperative-sticky`. Eager is the
+        /// default because librdkafka 2.0.2 (Debian 12) can abort in the cooperative-sticky
+        /// assignor (`rd_kafka_sticky_assignor_state_destroy: Assertion assignor_state failed`)
+        /// when a member closes before its first assignment completes.
+        public var rebalanceProtocol: String = "eager"
         /// `[kafka] session_timeout`.
         public var sessionTimeout: Duration = .seconds(30)
         /// `[kafka.properties]`: passed to librdkafka as-is (security.protocol, sasl.*, ssl.*, ...).
