@@ -118,12 +118,18 @@ def status(key):
             return int(line.split()[1])
 def rss():
     return status("VmRSS:")
+def cpu():
+    u = resource.getrusage(resource.RUSAGE_SELF)
+    return u.ru_utime + u.ru_stime
 before = rss()
+cpu0 = cpu()
 t0 = time.perf_counter()
 pq.write_table(table, out, compression="zstd", compression_level=level)
 seconds = time.perf_counter() - t0
+cpu_seconds = cpu() - cpu0
 md = pq.ParquetFile(out).metadata
 print(json.dumps({"rows": table.num_rows, "row_groups": md.num_row_groups, "seconds": seconds,
+                  "cpu_seconds": cpu_seconds,
                   "output_bytes": os.path.getsize(out), "rss_before_kib": before,
                   "peak_rss_kib": status("VmHWM:")}))
 """
@@ -178,12 +184,12 @@ def main():
             os.remove(out)
 
     print()
-    print(f"{'writer':<8} {'run':>3} {'seconds':>8} {'rows/s':>12} {'MB/s in':>8} {'out MB':>8} "
+    print(f"{'writer':<8} {'run':>3} {'seconds':>8} {'cpu s':>6} {'rows/s':>12} {'MB/s in':>8} {'out MB':>8} "
           f"{'row grp':>7} {'RSS base MiB':>12} {'peak MiB':>9} {'peak-base':>9}")
     medians = {}
     for name, rs in results.items():
         for i, r in enumerate(rs):
-            print(f"{name:<8} {i:>3} {r['seconds']:>8.3f} {r['rows'] / r['seconds']:>12,.0f} "
+            print(f"{name:<8} {i:>3} {r['seconds']:>8.3f} {r['cpu_seconds']:>6.2f} {r['rows'] / r['seconds']:>12,.0f} "
                   f"{raw_bytes / r['seconds'] / 1e6:>8.1f} {r['output_bytes'] / 1e6:>8.2f} {r['row_groups']:>7} "
                   f"{r['rss_before_kib'] / 1024:>12.1f} {r['peak_rss_kib'] / 1024:>9.1f} "
                   f"{(r['peak_rss_kib'] - r['rss_before_kib']) / 1024:>9.1f}")

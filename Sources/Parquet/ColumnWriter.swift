@@ -60,8 +60,10 @@ final class ColumnWriter {
     private(set) var valueCount = 0
     private var nullCount: Int64 = 0
     private var dictionaryActive: Bool
-    private let bytesDictionary: BytesDictionary?
-    private let intDictionary: IntDictionary?
+    // Both exist for every column (small until used) so the hot path needs no optional unwrapping.
+    private let bytesDictionary: BytesDictionary
+    private let intDictionary: IntDictionary
+    private let usesBytesDictionary: Bool
 
     // Open page.
     private var pageValues = 0
@@ -103,23 +105,14 @@ final class ColumnWriter {
         self.dictionaryMaxBytes = options.dictionaryMaxBytes
         self.statisticsTruncateLength = max(options.statisticsTruncateLength, 1)
         self.definitionLevels = ByteBuffer(capacity: column.nullable ? 4096 : 16)
+        bytesDictionary = BytesDictionary()
+        intDictionary = IntDictionary(width: column.type == .int32 ? 4 : 8)
+        usesBytesDictionary = column.type == .string
         switch column.type {
-        case .string:
+        case .string, .int32, .int64, .timestampMicrosUTC:
             dictionaryAllowed = options.dictionaryEnabled
-            bytesDictionary = BytesDictionary()
-            intDictionary = nil
-        case .int32:
-            dictionaryAllowed = options.dictionaryEnabled
-            bytesDictionary = nil
-            intDictionary = IntDictionary(width: 4)
-        case .int64, .timestampMicrosUTC:
-            dictionaryAllowed = options.dictionaryEnabled
-            bytesDictionary = nil
-            intDictionary = IntDictionary(width: 8)
         case .boolean, .double:
             dictionaryAllowed = false
-            bytesDictionary = nil
-            intDictionary = nil
         }
         self.dictionaryActive = dictionaryAllowed
     }
@@ -160,12 +153,12 @@ final class ColumnWriter {
     @inline(__always)
     func appendInteger(_ v: Int64) {
         present()
-        if dictionaryActive, let dictionary = intDictionary {
+        if dictionaryActive {
             var inserted = false
-            indices.append(dictionary.index(of: v, inserted: &inserted))
+            indices.append(intDictionary.index(of: v, inserted: &inserted))
             if inserted {
                 updateIntStatistics(v)
-                if dictionary.byteSize > dictionaryMaxBytes {
+                if intDictionary.byteSize > dictionaryMaxBytes {
                     signal.raised = true
                 }
             }
@@ -214,12 +207,12 @@ final class ColumnWriter {
     @inline(__always)
     func appendBytes(_ p: UnsafeRawPointer, count n: Int) {
         present()
-        if dictionaryActive, let dictionary = bytesDictionary {
+        if dictionaryActive {
             var inserted = false
-            indices.append(dictionary.index(of: p, count: n, inserted: &inserted))
+            indices.append(bytesDictionary.index(of: p, count: n, inserted: &inserted))
             if inserted {
                 updateByteStatistics(p, n)
-                if dictionary.byteSize > dictionaryMaxBytes {
+                if bytesDictionary.byteSize > dictionaryMaxBytes {
                     signal.raised = true
                 }
             }
@@ -250,11 +243,11 @@ final class ColumnWriter {
     // MARK: Sizes
 
     private var dictionaryBytes: Int {
-        bytesDictionary?.byteSize ?? intDictionary?.byteSize ?? 0
+        usesBytesDictionary ? bytesDictionary.byteSize : intDictionary.byteSize
     }
 
     private var dictionaryCount: Int {
-        bytesDictionary?.count ?? intDictionary?.count ?? 0
+        usesBytesDictionary ? bytesDictionary.count : intDictionary.count
     }
 
     /// Estimated encoded (uncompressed) size of the open page.
@@ -374,8 +367,8 @@ final class ColumnWriter {
         var dataPageOffset = position
         var uncompressed: Int64 = 0
         var compressed: Int64 = 0
-        let dictionaryPlain = bytesDictionary?.plain ?? intDictionary?.plain
-        if dictionaryDataPages > 0, let dictionaryPlain {
+        let dictionaryPlain = usesBytesDictionary ? bytesDictionary.plain : intDictionary.plain
+        if dictionaryDataPages > 0 {
             let page = PageSink()
             try encodePage(
                 body: dictionaryPlain, kind: .dictionary(numValues: Int32(dictionaryCount)), compressor: compressor,
@@ -417,8 +410,8 @@ final class ColumnWriter {
         valueCount = 0
         nullCount = 0
         dictionaryActive = dictionaryAllowed
-        bytesDictionary?.reset()
-        intDictionary?.reset()
+        bytesDictionary.reset()
+        intDictionary.reset()
         sink.reset()
         submittedBytes = 0
         chunkValues = 0

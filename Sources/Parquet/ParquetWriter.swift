@@ -59,7 +59,9 @@ public final class ParquetWriter {
             worker = nil
         case .zstd(let level):
             compressor = try ZstdCompressor(level: level)
-            worker = options.backgroundCompression ? try CompressionWorker(compressor: ZstdCompressor(level: level)) : nil
+            worker =
+                options.compressionThreads > 0
+                ? try CompressionWorker(level: level, threads: options.compressionThreads) : nil
         }
         do {
             try write(Self.magic)

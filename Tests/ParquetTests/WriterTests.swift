@@ -174,17 +174,20 @@ struct WriterTests {
         #expect(metadata.numRows == 20_000)
     }
 
-    @Test("background and inline compression produce identical files")
+    @Test("background compression with 1, 2 or 3 threads produces the same file as inline compression")
     func backgroundCompressionIsTransparent() throws {
         var options = ParquetWriterOptions()
         options.rowGroupMaxRows = 3_000
-        options.dataPageMaxBytes = 4 * 1024
-        let background = RecordingOutput()
-        _ = try writeRows(7_000, options: options, output: background)
-        options.backgroundCompression = false
+        options.dataPageMaxBytes = 2 * 1024
+        options.compressionThreads = 0
         let inline = RecordingOutput()
         _ = try writeRows(7_000, options: options, output: inline)
-        #expect(background.bytes == inline.bytes)
+        for threads in 1...3 {
+            options.compressionThreads = threads
+            let background = RecordingOutput()
+            _ = try writeRows(7_000, options: options, output: background)
+            #expect(background.bytes == inline.bytes, "\(threads) threads")
+        }
     }
 
     @Test("the dictionary falls back to PLAIN once it outgrows dictionaryMaxBytes")
