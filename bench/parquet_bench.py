@@ -148,6 +148,8 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--level", type=int, default=3)
     ap.add_argument("--skip-build", action="store_true")
+    ap.add_argument("--small-row-group-mib", type=int, default=16,
+                    help="also run Swift once with this row-group budget, to show memory follows the row group")
     args = ap.parse_args()
     runs = max(args.runs, 3)
 
@@ -169,6 +171,7 @@ def main():
             with pa.ipc.new_file(sink, table.schema) as w:
                 w.write_table(table)
         del table
+        small = None
         print(f"generated {args.rows:,} rows ({raw_bytes / 1e6:.1f} MB of values) in {time.perf_counter() - t0:.1f}s")
 
         results = {"swift": [], "pyarrow": []}
@@ -181,6 +184,11 @@ def main():
             out = os.path.join(tmp, f"pyarrow-{i}.parquet")
             results["pyarrow"].append(run_json([sys.executable, "-c", PYARROW_CHILD, arrow_input, out,
                                                 str(args.level)]))
+            os.remove(out)
+        if args.small_row_group_mib:
+            out = os.path.join(tmp, "swift-small.parquet")
+            small = run_json([binary, "--input", swift_input, "--output", out, "--level", str(args.level),
+                              "--row-group-max-bytes", str(args.small_row_group_mib << 20)])
             os.remove(out)
 
     print()
@@ -205,6 +213,10 @@ def main():
         print(f"median {name:<8} {m['seconds']:.3f} s  {m['rows_per_s']:,.0f} rows/s  "
               f"{raw_bytes / m['seconds'] / 1e6:.1f} MB/s  output {m['output_bytes'] / 1e6:.2f} MB  "
               f"writer peak RSS over baseline {m['writer_rss_mib']:.1f} MiB")
+    if small:
+        print(f"swift with {args.small_row_group_mib} MiB row groups: {small['row_groups']} row groups, "
+              f"{small['seconds']:.3f} s, output {small['output_bytes'] / 1e6:.2f} MB, writer peak RSS over baseline "
+              f"{(small['peak_rss_kib'] - small['rss_before_kib']) / 1024:.1f} MiB")
     size_ratio = medians["swift"]["output_bytes"] / medians["pyarrow"]["output_bytes"]
     print(f"output size swift/pyarrow: {size_ratio:.3f}")
     print(f"ratio swift/pyarrow: {medians['swift']['rows_per_s'] / medians['pyarrow']['rows_per_s']:.2f}")

@@ -68,6 +68,10 @@ final class ColumnWriter {
     // Open page.
     private var pageValues = 0
     private var pageNonNull = 0
+    /// What the open page's values would take PLAIN-encoded (dictionary mode only).
+    private var pagePlainBytes = 0
+    /// Whether the dictionary has been judged on this chunk's first page.
+    private var dictionaryJudged = false
     private var pageHasNull = false
     private let definitionLevels: ByteBuffer
     private var plain = ByteBuffer(capacity: 64 * 1024)
@@ -156,6 +160,7 @@ final class ColumnWriter {
         if dictionaryActive {
             var inserted = false
             indices.append(intDictionary.index(of: v, inserted: &inserted))
+            pagePlainBytes &+= intDictionary.width
             if inserted {
                 updateIntStatistics(v)
                 if intDictionary.byteSize > dictionaryMaxBytes {
@@ -210,6 +215,7 @@ final class ColumnWriter {
         if dictionaryActive {
             var inserted = false
             indices.append(bytesDictionary.index(of: p, count: n, inserted: &inserted))
+            pagePlainBytes &+= 4 &+ n
             if inserted {
                 updateByteStatistics(p, n)
                 if bytesDictionary.byteSize > dictionaryMaxBytes {
@@ -285,6 +291,9 @@ final class ColumnWriter {
     /// compression, or compresses it inline when there is no worker.
     func flushPage(compressor: ZstdCompressor?, scratch: PageScratch, worker: CompressionWorker?) throws(ParquetError) {
         guard pageValues > 0 else { return }
+        if dictionaryActive && !dictionaryJudged && pageNonNull > 0 {
+            judgeDictionary()
+        }
         let plainPage = !(dictionaryActive && pageNonNull > 0)
         if plainPage && boolBitCount > 0 {
             plain.append(byte: boolBits)
@@ -342,6 +351,7 @@ final class ColumnWriter {
         }
         pageValues = 0
         pageNonNull = 0
+        pagePlainBytes = 0
         pageHasNull = false
         definitionLevels.removeAll()
         plain.removeAll()
@@ -349,6 +359,29 @@ final class ColumnWriter {
         indices.removeAll()
         boolBits = 0
         boolBitCount = 0
+    }
+
+    /// On the chunk's first dictionary page: if indices plus dictionary are not smaller than PLAIN
+    /// (parquet-mr's `isCompressionSatisfying`), rewrite the page's values PLAIN and drop the
+    /// dictionary for this chunk, so high-cardinality columns carry no useless dictionary page.
+    private func judgeDictionary() {
+        dictionaryJudged = true
+        let width = RleHybrid.bitWidth(forMax: UInt32(dictionaryCount - 1))
+        let encoded = (indices.count * width + 7) / 8 + 1 + dictionaryBytes
+        guard encoded >= pagePlainBytes else { return }
+        plain.removeAll()
+        plain.reserve(pagePlainBytes)
+        for index in indices.buffer {
+            if usesBytesDictionary {
+                bytesDictionary.appendPlain(Int(index), to: plain)
+            } else {
+                intDictionary.appendPlain(Int(index), to: plain)
+            }
+        }
+        indices.removeAll()
+        bytesDictionary.reset()
+        intDictionary.reset()
+        dictionaryActive = false
     }
 
     // MARK: Chunk
@@ -410,6 +443,7 @@ final class ColumnWriter {
         valueCount = 0
         nullCount = 0
         dictionaryActive = dictionaryAllowed
+        dictionaryJudged = false
         bytesDictionary.reset()
         intDictionary.reset()
         sink.reset()

@@ -89,6 +89,12 @@ final class BytesDictionary {
     var count: Int { offsets.count }
     var byteSize: Int { plain.count }
 
+    /// Appends entry `index` PLAIN-encoded (4-byte LE length + bytes) to `out`.
+    @inline(__always)
+    func appendPlain(_ index: Int, to out: ByteBuffer) {
+        out.append(plain.base + offsets[index] - 4, count: lengths[index] + 4)
+    }
+
     func reset() {
         plain.removeAll()
         offsets.removeAll(keepingCapacity: true)
@@ -163,6 +169,12 @@ final class IntDictionary {
 
     var count: Int { values.count }
     var byteSize: Int { plain.count }
+
+    /// Appends entry `index` PLAIN-encoded (4 or 8 LE bytes) to `out`.
+    @inline(__always)
+    func appendPlain(_ index: Int, to out: ByteBuffer) {
+        out.append(plain.base + index * width, count: width)
+    }
 
     func reset() {
         plain.removeAll()

@@ -190,19 +190,46 @@ struct WriterTests {
         }
     }
 
+    /// Writes (id, s) where every value repeats `repeats` times, so a dictionary pays off while it is small.
+    func writeRepeating(_ rows: Int, repeats: Int, options: ParquetWriterOptions) throws -> ParquetFileMetadata {
+        let output = RecordingOutput()
+        let writer = try ParquetWriter(output: output, schema: Self.schema, options: options)
+        for i in 0..<rows {
+            writer.append(Int64(i / repeats), column: 0)
+            writer.append("value-\(i / repeats)", column: 1)
+            try writer.endRow()
+        }
+        _ = try writer.close()
+        return try ParquetFooter.decode(tail: output.bytes)
+    }
+
     @Test("the dictionary falls back to PLAIN once it outgrows dictionaryMaxBytes")
     func dictionaryFallback() throws {
         var options = ParquetWriterOptions()
         options.compression = .uncompressed
         options.dictionaryMaxBytes = 2 * 1024
-        let output = RecordingOutput()
-        _ = try writeRows(5_000, options: options, output: output)
-        let metadata = try ParquetFooter.decode(tail: output.bytes)
+        let metadata = try writeRepeating(20_000, repeats: 8, options: options)
         for chunk in metadata.rowGroups[0].columns {
-            let dictionary = try #require(chunk.dictionaryPageOffset)
+            let dictionary = try #require(chunk.dictionaryPageOffset, "\(chunk.name)")
             // Uncompressed: the dictionary page is its header plus at most the limit plus one entry.
-            #expect(chunk.dataPageOffset - dictionary <= 2 * 1024 + 200)
+            #expect(chunk.dataPageOffset - dictionary <= 2 * 1024 + 64)
             #expect(Set(chunk.encodings) == [0, 3, 8])  // PLAIN, RLE, RLE_DICTIONARY
+        }
+    }
+
+    @Test("a dictionary that does not beat PLAIN on the first page is dropped; one that does is kept")
+    func dictionaryJudgedOnFirstPage() throws {
+        var options = ParquetWriterOptions()
+        options.compression = .uncompressed
+        let unique = try writeRepeating(5_000, repeats: 1, options: options)
+        for chunk in unique.rowGroups[0].columns {
+            #expect(chunk.dictionaryPageOffset == nil, "\(chunk.name)")
+            #expect(!chunk.encodings.contains(8))
+        }
+        let repeated = try writeRepeating(5_000, repeats: 50, options: options)
+        for chunk in repeated.rowGroups[0].columns {
+            #expect(chunk.dictionaryPageOffset != nil, "\(chunk.name)")
+            #expect(Set(chunk.encodings) == [0, 3, 8])
         }
     }
 }
