@@ -114,7 +114,8 @@ final class CompressionWorker: @unchecked Sendable {
         }
     }
 
-    /// Per-thread compression state.
+    /// Per-thread compression state. `@unchecked Sendable`: created on the writer's thread, then
+    /// handed to exactly one compression thread (through pthread_create), which alone uses it.
     private final class Lane: @unchecked Sendable {
         let worker: CompressionWorker
         let compressor: ZstdCompressor

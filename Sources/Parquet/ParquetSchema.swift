@@ -9,11 +9,17 @@
 /// | `string` | BYTE_ARRAY | STRING | UTF8 |
 /// | `timestampMicrosUTC` | INT64 | TIMESTAMP(isAdjustedToUTC=true, MICROS) | TIMESTAMP_MICROS |
 public enum ParquetColumnType: Sendable, Equatable, Hashable {
+    /// BOOLEAN.
     case boolean
+    /// INT32, signed.
     case int32
+    /// INT64, signed.
     case int64
+    /// DOUBLE (IEEE 754 binary64).
     case double
+    /// BYTE_ARRAY annotated STRING / UTF8; values are UTF-8 bytes.
     case string
+    /// INT64 microseconds since the Unix epoch, annotated TIMESTAMP(isAdjustedToUTC=true, MICROS).
     case timestampMicrosUTC
 
     /// parquet.thrift `enum Type`.

@@ -101,6 +101,7 @@ public final class ParquetWriter {
             fail(ParquetError(.typeMismatch, "column index \(index) out of range 0..<\(columns.count)"))
             return
         }
+        // `_withUnsafeGuaranteedRef` (stdlib) avoids a retain/release per value; `columns` owns the writers.
         hot[index]._withUnsafeGuaranteedRef { c in
             guard c.type == type, c.valueCount == rowsInGroup, !closed else {
                 misuse(c, type, what)
