@@ -40,9 +40,10 @@ struct StatisticsMeta {
 
 /// Buffers and encodes one column of the current row group.
 ///
-/// Values go into the current page (PLAIN bytes, or dictionary indices); full pages are
-/// compressed at once and kept in `chunk` (header + body) until the row group is written, so
-/// memory is one row group of compressed pages plus one open page and the dictionary per column.
+/// Values go into the open page (PLAIN bytes, or dictionary indices). Full pages are encoded,
+/// compressed (inline or by the `CompressionWorker`) and kept in `sink` (header + body) until
+/// the row group is written, so memory is one row group of compressed pages plus one open page
+/// and one dictionary per column.
 final class ColumnWriter {
     let column: ParquetColumn
     /// `column.type`, stored separately so the hot path does not copy `column` (and retain its name).

@@ -9,7 +9,8 @@
 /// values for one column in a row) is recorded and thrown by the next `endRow()` or `close()`.
 /// After any error the writer is unusable and the bytes written so far are not a valid file.
 ///
-/// Not thread-safe: use one writer from one task at a time.
+/// Not thread-safe: use one writer from one task at a time. With ZSTD it runs
+/// `options.compressionThreads` helper threads of its own (joined by `close()` or `deinit`).
 public final class ParquetWriter {
     /// The schema being written.
     public let schema: ParquetSchema
