@@ -146,6 +146,10 @@ let package = Package(
             dependencies: ["Pipeline", "Manifest", "TestSupport"]
         ),
         .testTarget(
+            name: "EngineTests",
+            dependencies: ["TestSupport"]
+        ),
+        .testTarget(
             name: "IntegrationTests",
             dependencies: ["CRdKafka", "CCurl", "TestSupport"]
         ),

@@ -88,6 +88,7 @@ public final class Engine: @unchecked Sendable {
         var options = ParquetWriterOptions()
         options.rowGroupMaxBytes = min(32 << 20, config.batch.maxBytes)
         options.createdBy = "tidemark version \(tidemarkVersion) (build release)"
+        options.compression = config.sink.compression == "none" ? .uncompressed : .zstd(level: Int32(config.sink.zstdLevel))
         parquetOptions = options
         executor = BatchExecutor(manifest: manifest, store: store, layout: layout, offsets: offsets,
                                  partSize: Int64(config.sink.partSize), concurrency: config.sink.uploadConcurrency,
@@ -322,12 +323,16 @@ public final class Engine: @unchecked Sendable {
         for event in events.drain() {
             switch event {
             case .reseek(let tp, let offset, let why):
-                guard var st = partitions[tp] else { continue }
+                guard var st = partitions[tp] else {
+                    scheduler.unfence(tp)   // not ours any more; a later assignment starts afresh
+                    continue
+                }
                 st.knownRanges.removeAll { $0.lowerBound >= offset || $0.contains(offset) }
                 do { try seek(tp, &st, to: offset, why: why) } catch {
                     logger.error("seek failed", metadata: ["partition": "\(tp)", "error": "\(error)"])
                 }
                 partitions[tp] = st
+                scheduler.unfence(tp)
             case .batchDone:
                 break
             }
@@ -340,6 +345,7 @@ public final class Engine: @unchecked Sendable {
         var starts: [TopicPartition: Int64] = [:]
         let committed = (try? consumer.committed(tps, timeout: .seconds(30))) ?? [:]
         for tp in tps {
+            scheduler.unfence(tp)
             var st = PartitionState()
             let position = committed[tp]?.offset
             do {
