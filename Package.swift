@@ -124,10 +124,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ParquetTests",
-            dependencies: [
-                "Parquet", "TestSupport",
-                .product(name: "Crypto", package: "swift-crypto"),
-            ]
+            dependencies: ["Parquet", "TestSupport"]
         ),
         .testTarget(
             name: "ObjectStoreTests",
