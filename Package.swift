@@ -18,6 +18,7 @@ let package = Package(
     products: [
         .executable(name: "etl-devbroker", targets: ["etl-devbroker"]),
         .executable(name: "etl-engine", targets: ["etl-engine"]),
+        .executable(name: "etl-audit", targets: ["etl-audit"]),
         .executable(name: "parquet-bench", targets: ["parquet-bench"]),
         .library(name: "Parquet", targets: ["Parquet"]),
         .library(name: "ObjectStore", targets: ["ObjectStore"]),
@@ -104,6 +105,14 @@ let package = Package(
             name: "etl-engine",
             dependencies: [
                 "Pipeline", "KafkaSource", "ObjectStore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "etl-audit",
+            dependencies: [
+                "Pipeline", "KafkaSource", "ObjectStore", "Manifest",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
