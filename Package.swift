@@ -19,6 +19,7 @@ let package = Package(
         .executable(name: "etl-devbroker", targets: ["etl-devbroker"]),
         .executable(name: "etl-engine", targets: ["etl-engine"]),
         .executable(name: "etl-audit", targets: ["etl-audit"]),
+        .executable(name: "etl-recover", targets: ["etl-recover"]),
         .executable(name: "parquet-bench", targets: ["parquet-bench"]),
         .library(name: "Parquet", targets: ["Parquet"]),
         .library(name: "ObjectStore", targets: ["ObjectStore"]),
@@ -111,6 +112,14 @@ let package = Package(
         ),
         .executableTarget(
             name: "etl-audit",
+            dependencies: [
+                "Pipeline", "KafkaSource", "ObjectStore", "Manifest",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "etl-recover",
             dependencies: [
                 "Pipeline", "KafkaSource", "ObjectStore", "Manifest",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
