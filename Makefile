@@ -7,7 +7,7 @@ PREFIX  ?= /usr/local
 TEST_STACK_DIR ?= $(CURDIR)/.stack-test
 EXECUTABLES := etl-engine etl-devbroker
 
-.PHONY: all deps build test demo bench clean install stack-up stack-down
+.PHONY: all deps build test demo bench bench-parquet clean install stack-up stack-down
 
 all: build
 
@@ -34,8 +34,11 @@ test: deps
 demo: deps
 	@tools/demo
 
-bench: deps
-	@echo "make bench: benchmarks are added with their modules (see docs/benchmarks.md)."
+# Benchmarks (not tests): results and the commands behind them are in docs/benchmarks.md.
+bench: bench-parquet
+
+bench-parquet: deps
+	python3 bench/parquet_bench.py --runs 5
 
 stack-up:
 	tools/stack up
