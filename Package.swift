@@ -19,6 +19,8 @@ let package = Package(
         .executable(name: "etl-devbroker", targets: ["etl-devbroker"]),
         .executable(name: "kafka-bench", targets: ["kafka-bench"]),
         .executable(name: "etl-engine", targets: ["etl-engine"]),
+        .executable(name: "etl-audit", targets: ["etl-audit"]),
+        .executable(name: "etl-recover", targets: ["etl-recover"]),
         .executable(name: "parquet-bench", targets: ["parquet-bench"]),
         .library(name: "Parquet", targets: ["Parquet"]),
         .library(name: "ObjectStore", targets: ["ObjectStore"]),
@@ -110,6 +112,22 @@ let package = Package(
             ]
         ),
         .executableTarget(
+            name: "etl-audit",
+            dependencies: [
+                "Pipeline", "KafkaSource", "ObjectStore", "Manifest",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "etl-recover",
+            dependencies: [
+                "Pipeline", "KafkaSource", "ObjectStore", "Manifest",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
             name: "parquet-bench",
             dependencies: ["Parquet"]
         ),
@@ -134,10 +152,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ParquetTests",
-            dependencies: [
-                "Parquet", "TestSupport",
-                .product(name: "Crypto", package: "swift-crypto"),
-            ]
+            dependencies: ["Parquet", "TestSupport"]
         ),
         .testTarget(
             name: "ObjectStoreTests",
@@ -158,6 +173,10 @@ let package = Package(
         .testTarget(
             name: "PipelineTests",
             dependencies: ["Pipeline", "Manifest", "TestSupport"]
+        ),
+        .testTarget(
+            name: "EngineTests",
+            dependencies: ["TestSupport"]
         ),
         .testTarget(
             name: "IntegrationTests",

@@ -118,12 +118,18 @@ def status(key):
             return int(line.split()[1])
 def rss():
     return status("VmRSS:")
+def cpu():
+    u = resource.getrusage(resource.RUSAGE_SELF)
+    return u.ru_utime + u.ru_stime
 before = rss()
+cpu0 = cpu()
 t0 = time.perf_counter()
 pq.write_table(table, out, compression="zstd", compression_level=level)
 seconds = time.perf_counter() - t0
+cpu_seconds = cpu() - cpu0
 md = pq.ParquetFile(out).metadata
 print(json.dumps({"rows": table.num_rows, "row_groups": md.num_row_groups, "seconds": seconds,
+                  "cpu_seconds": cpu_seconds,
                   "output_bytes": os.path.getsize(out), "rss_before_kib": before,
                   "peak_rss_kib": status("VmHWM:")}))
 """
@@ -142,6 +148,8 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--level", type=int, default=3)
     ap.add_argument("--skip-build", action="store_true")
+    ap.add_argument("--small-row-group-mib", type=int, default=16,
+                    help="also run Swift once with this row-group budget, to show memory follows the row group")
     args = ap.parse_args()
     runs = max(args.runs, 3)
 
@@ -163,6 +171,7 @@ def main():
             with pa.ipc.new_file(sink, table.schema) as w:
                 w.write_table(table)
         del table
+        small = None
         print(f"generated {args.rows:,} rows ({raw_bytes / 1e6:.1f} MB of values) in {time.perf_counter() - t0:.1f}s")
 
         results = {"swift": [], "pyarrow": []}
@@ -176,14 +185,19 @@ def main():
             results["pyarrow"].append(run_json([sys.executable, "-c", PYARROW_CHILD, arrow_input, out,
                                                 str(args.level)]))
             os.remove(out)
+        if args.small_row_group_mib:
+            out = os.path.join(tmp, "swift-small.parquet")
+            small = run_json([binary, "--input", swift_input, "--output", out, "--level", str(args.level),
+                              "--row-group-max-bytes", str(args.small_row_group_mib << 20)])
+            os.remove(out)
 
     print()
-    print(f"{'writer':<8} {'run':>3} {'seconds':>8} {'rows/s':>12} {'MB/s in':>8} {'out MB':>8} "
+    print(f"{'writer':<8} {'run':>3} {'seconds':>8} {'cpu s':>6} {'rows/s':>12} {'MB/s in':>8} {'out MB':>8} "
           f"{'row grp':>7} {'RSS base MiB':>12} {'peak MiB':>9} {'peak-base':>9}")
     medians = {}
     for name, rs in results.items():
         for i, r in enumerate(rs):
-            print(f"{name:<8} {i:>3} {r['seconds']:>8.3f} {r['rows'] / r['seconds']:>12,.0f} "
+            print(f"{name:<8} {i:>3} {r['seconds']:>8.3f} {r['cpu_seconds']:>6.2f} {r['rows'] / r['seconds']:>12,.0f} "
                   f"{raw_bytes / r['seconds'] / 1e6:>8.1f} {r['output_bytes'] / 1e6:>8.2f} {r['row_groups']:>7} "
                   f"{r['rss_before_kib'] / 1024:>12.1f} {r['peak_rss_kib'] / 1024:>9.1f} "
                   f"{(r['peak_rss_kib'] - r['rss_before_kib']) / 1024:>9.1f}")
@@ -199,6 +213,10 @@ def main():
         print(f"median {name:<8} {m['seconds']:.3f} s  {m['rows_per_s']:,.0f} rows/s  "
               f"{raw_bytes / m['seconds'] / 1e6:.1f} MB/s  output {m['output_bytes'] / 1e6:.2f} MB  "
               f"writer peak RSS over baseline {m['writer_rss_mib']:.1f} MiB")
+    if small:
+        print(f"swift with {args.small_row_group_mib} MiB row groups: {small['row_groups']} row groups, "
+              f"{small['seconds']:.3f} s, output {small['output_bytes'] / 1e6:.2f} MB, writer peak RSS over baseline "
+              f"{(small['peak_rss_kib'] - small['rss_before_kib']) / 1024:.1f} MiB")
     size_ratio = medians["swift"]["output_bytes"] / medians["pyarrow"]["output_bytes"]
     print(f"output size swift/pyarrow: {size_ratio:.3f}")
     print(f"ratio swift/pyarrow: {medians['swift']['rows_per_s'] / medians['pyarrow']['rows_per_s']:.2f}")

@@ -11,6 +11,8 @@ that the Swift code links, so data produced or checked here does not go through 
   kafka_tool.py consume --bootstrap B --topic T --group G [--expect N] [--timeout S] [--commit]
       Reads from the committed offsets (earliest when none) until --expect records arrived or
       --timeout seconds passed. Prints a JSON list of [partition, offset, value].
+  kafka_tool.py commit --bootstrap B --topic T --group G --partition P --offset O
+      Commits offset O for partition P in group G (tests use it to move a group's offset).
 """
 import argparse
 import json
@@ -87,6 +89,29 @@ def consume(args):
     return 0
 
 
+def commit(args):
+    """Commits an explicit offset for one partition in a group (e.g. to rewind it in tests).
+
+    It joins the group first (subscribe, wait for the assignment) and commits as a member:
+    some coordinators (the dev broker's among them) refuse commits from non-members once a
+    group has had members.
+    """
+    from confluent_kafka import TopicPartition
+    c = Consumer({"bootstrap.servers": args.bootstrap, "group.id": args.group, "enable.auto.commit": False,
+                  "session.timeout.ms": 6000})
+    c.subscribe([args.topic])
+    deadline = time.time() + 60
+    while not any(tp.partition == args.partition for tp in c.assignment()):
+        if time.time() > deadline:
+            print(json.dumps({"error": "no assignment within 60 s"}), file=sys.stderr)
+            return 1
+        c.poll(0.2)
+    c.commit(offsets=[TopicPartition(args.topic, args.partition, args.offset)], asynchronous=False)
+    c.close()
+    print(json.dumps({"committed": args.offset}))
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -104,8 +129,14 @@ def main():
     cp.add_argument("--expect", type=int)
     cp.add_argument("--timeout", type=float, default=30)
     cp.add_argument("--commit", action="store_true")
+    mp = sub.add_parser("commit")
+    mp.add_argument("--bootstrap", required=True)
+    mp.add_argument("--topic", required=True)
+    mp.add_argument("--group", required=True)
+    mp.add_argument("--partition", type=int, required=True)
+    mp.add_argument("--offset", type=int, required=True)
     args = ap.parse_args()
-    return produce(args) if args.cmd == "produce" else consume(args)
+    return {"produce": produce, "consume": consume, "commit": commit}[args.cmd](args)
 
 
 if __name__ == "__main__":

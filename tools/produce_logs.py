@@ -6,10 +6,11 @@ Deterministic for a seed. --bad-fraction mixes in malformed records (truncated, 
 binary garbage, empty, invalid UTF-8) so the engine's dead-letter path is exercised.
 
   produce_logs.py --bootstrap B --topic T --count N [--partitions P] [--seed S] [--start-serial K]
-                  [--bad-fraction F]
+                  [--bad-fraction F] [--random-bytes N] [--pad N] [--compression C]
 Prints {"produced": N, "bad": M}.
 """
 import argparse
+import base64
 import json
 import random
 import sys
@@ -22,7 +23,10 @@ WORDS = ("user session request cache disk login payment order queue worker timeo
          "connection handshake shard replica leader commit index query latency").split()
 
 
-def line(rng, serial, base):
+BLOB = ""
+
+
+def line(rng, serial, base, random_bytes=0):
     t = base + timedelta(milliseconds=serial * 7)
     ts = t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
     target = rng.randint(60, 120)
@@ -30,6 +34,11 @@ def line(rng, serial, base):
     while len(" ".join(words)) < target:
         words.append(rng.choice(WORDS) + ("" if rng.random() < 0.7 else f"={rng.randint(0, 99999)}"))
     msg = " ".join(words)[:target]
+    if random_bytes:
+        # Incompressible payload (base64 of random bytes), for tests that need large objects.
+        msg += " blob=" + base64.b64encode(rng.randbytes(random_bytes * 3 // 4)).decode()
+    if BLOB:
+        msg += " pad=" + BLOB
     return f"{serial} {ts} {rng.choice(LEVELS)} {msg}".encode()
 
 
@@ -55,9 +64,17 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--start-serial", type=int, default=0)
     ap.add_argument("--bad-fraction", type=float, default=0.0)
+    ap.add_argument("--random-bytes", type=int, default=0, help="append ~N incompressible characters to each message")
+    ap.add_argument("--pad", type=int, default=0,
+                    help="append the same N-character string to every message (compresses away in Kafka, "
+                         "not in uncompressed Parquet: large objects from a small broker log)")
+    ap.add_argument("--compression", default="zstd",
+                    help="producer compression.type (the dev broker keeps only ~5 MiB of stored bytes per partition)")
     args = ap.parse_args()
 
+    global BLOB
     rng = random.Random(args.seed)
+    BLOB = "".join(random.Random(args.seed + 1).choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(args.pad))
     base = datetime(2026, 11, 26, 0, 0, 0, tzinfo=timezone.utc)
     errors = []
 
@@ -66,11 +83,12 @@ def main():
             errors.append(str(err))
 
     p = Producer({"bootstrap.servers": args.bootstrap, "enable.idempotence": True, "acks": "all",
-                  "linger.ms": 20, "batch.num.messages": 10000, "queue.buffering.max.messages": 500000})
+                  "linger.ms": 20, "batch.num.messages": 10000, "queue.buffering.max.messages": 500000,
+                  "compression.type": args.compression})
     nbad = 0
     for i in range(args.count):
         serial = args.start_serial + i
-        value = line(rng, serial, base)
+        value = line(rng, serial, base, args.random_bytes)
         if args.bad_fraction and rng.random() < args.bad_fraction:
             value = bad(rng, value)
             nbad += 1

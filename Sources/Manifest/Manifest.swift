@@ -29,6 +29,30 @@ public final class Manifest: @unchecked Sendable {
         try Manifest(path: path)
     }
 
+    /// Opens an existing manifest for reading only, without the exclusive lock, so that
+    /// `etl-audit` can run beside a live engine (SQLite WAL readers see the last committed
+    /// transaction). Writes through the returned object fail.
+    public static func openReadOnly(path: String) throws -> Manifest {
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw ManifestError.cannotOpen(path: path, reason: "no such file")
+        }
+        var config = Configuration()
+        config.readonly = true
+        config.busyMode = .timeout(10)
+        do {
+            let pool = try DatabasePool(path: path, configuration: config)
+            return Manifest(pool: pool, path: path)
+        } catch {
+            throw ManifestError.cannotOpen(path: path, reason: "\(error)")
+        }
+    }
+
+    private init(pool: DatabasePool, path: String) {
+        self.pool = pool
+        self.path = path
+        self.lockFD = -1
+    }
+
     private init(path: String) throws {
         self.path = path
         let dir = (path as NSString).deletingLastPathComponent

@@ -40,9 +40,10 @@ struct StatisticsMeta {
 
 /// Buffers and encodes one column of the current row group.
 ///
-/// Values go into the current page (PLAIN bytes, or dictionary indices); full pages are
-/// compressed at once and kept in `chunk` (header + body) until the row group is written, so
-/// memory is one row group of compressed pages plus one open page and the dictionary per column.
+/// Values go into the open page (PLAIN bytes, or dictionary indices). Full pages are encoded,
+/// compressed (inline or by the `CompressionWorker`) and kept in `sink` (header + body) until
+/// the row group is written, so memory is one row group of compressed pages plus one open page
+/// and one dictionary per column.
 final class ColumnWriter {
     let column: ParquetColumn
     /// `column.type`, stored separately so the hot path does not copy `column` (and retain its name).
@@ -60,12 +61,18 @@ final class ColumnWriter {
     private(set) var valueCount = 0
     private var nullCount: Int64 = 0
     private var dictionaryActive: Bool
-    private let bytesDictionary: BytesDictionary?
-    private let intDictionary: IntDictionary?
+    // Both exist for every column (small until used) so the hot path needs no optional unwrapping.
+    private let bytesDictionary: BytesDictionary
+    private let intDictionary: IntDictionary
+    private let usesBytesDictionary: Bool
 
     // Open page.
     private var pageValues = 0
     private var pageNonNull = 0
+    /// What the open page's values would take PLAIN-encoded (dictionary mode only).
+    private var pagePlainBytes = 0
+    /// Whether the dictionary has been judged on this chunk's first page.
+    private var dictionaryJudged = false
     private var pageHasNull = false
     private let definitionLevels: ByteBuffer
     private var plain = ByteBuffer(capacity: 64 * 1024)
@@ -103,23 +110,14 @@ final class ColumnWriter {
         self.dictionaryMaxBytes = options.dictionaryMaxBytes
         self.statisticsTruncateLength = max(options.statisticsTruncateLength, 1)
         self.definitionLevels = ByteBuffer(capacity: column.nullable ? 4096 : 16)
+        bytesDictionary = BytesDictionary()
+        intDictionary = IntDictionary(width: column.type == .int32 ? 4 : 8)
+        usesBytesDictionary = column.type == .string
         switch column.type {
-        case .string:
+        case .string, .int32, .int64, .timestampMicrosUTC:
             dictionaryAllowed = options.dictionaryEnabled
-            bytesDictionary = BytesDictionary()
-            intDictionary = nil
-        case .int32:
-            dictionaryAllowed = options.dictionaryEnabled
-            bytesDictionary = nil
-            intDictionary = IntDictionary(width: 4)
-        case .int64, .timestampMicrosUTC:
-            dictionaryAllowed = options.dictionaryEnabled
-            bytesDictionary = nil
-            intDictionary = IntDictionary(width: 8)
         case .boolean, .double:
             dictionaryAllowed = false
-            bytesDictionary = nil
-            intDictionary = nil
         }
         self.dictionaryActive = dictionaryAllowed
     }
@@ -160,12 +158,13 @@ final class ColumnWriter {
     @inline(__always)
     func appendInteger(_ v: Int64) {
         present()
-        if dictionaryActive, let dictionary = intDictionary {
+        if dictionaryActive {
             var inserted = false
-            indices.append(dictionary.index(of: v, inserted: &inserted))
+            indices.append(intDictionary.index(of: v, inserted: &inserted))
+            pagePlainBytes &+= intDictionary.width
             if inserted {
                 updateIntStatistics(v)
-                if dictionary.byteSize > dictionaryMaxBytes {
+                if intDictionary.byteSize > dictionaryMaxBytes {
                     signal.raised = true
                 }
             }
@@ -214,12 +213,13 @@ final class ColumnWriter {
     @inline(__always)
     func appendBytes(_ p: UnsafeRawPointer, count n: Int) {
         present()
-        if dictionaryActive, let dictionary = bytesDictionary {
+        if dictionaryActive {
             var inserted = false
-            indices.append(dictionary.index(of: p, count: n, inserted: &inserted))
+            indices.append(bytesDictionary.index(of: p, count: n, inserted: &inserted))
+            pagePlainBytes &+= 4 &+ n
             if inserted {
                 updateByteStatistics(p, n)
-                if dictionary.byteSize > dictionaryMaxBytes {
+                if bytesDictionary.byteSize > dictionaryMaxBytes {
                     signal.raised = true
                 }
             }
@@ -250,11 +250,11 @@ final class ColumnWriter {
     // MARK: Sizes
 
     private var dictionaryBytes: Int {
-        bytesDictionary?.byteSize ?? intDictionary?.byteSize ?? 0
+        usesBytesDictionary ? bytesDictionary.byteSize : intDictionary.byteSize
     }
 
     private var dictionaryCount: Int {
-        bytesDictionary?.count ?? intDictionary?.count ?? 0
+        usesBytesDictionary ? bytesDictionary.count : intDictionary.count
     }
 
     /// Estimated encoded (uncompressed) size of the open page.
@@ -292,6 +292,9 @@ final class ColumnWriter {
     /// compression, or compresses it inline when there is no worker.
     func flushPage(compressor: ZstdCompressor?, scratch: PageScratch, worker: CompressionWorker?) throws(ParquetError) {
         guard pageValues > 0 else { return }
+        if dictionaryActive && !dictionaryJudged && pageNonNull > 0 {
+            judgeDictionary()
+        }
         let plainPage = !(dictionaryActive && pageNonNull > 0)
         if plainPage && boolBitCount > 0 {
             plain.append(byte: boolBits)
@@ -349,6 +352,7 @@ final class ColumnWriter {
         }
         pageValues = 0
         pageNonNull = 0
+        pagePlainBytes = 0
         pageHasNull = false
         definitionLevels.removeAll()
         plain.removeAll()
@@ -356,6 +360,29 @@ final class ColumnWriter {
         indices.removeAll()
         boolBits = 0
         boolBitCount = 0
+    }
+
+    /// On the chunk's first dictionary page: if indices plus dictionary are not smaller than PLAIN
+    /// (parquet-mr's `isCompressionSatisfying`), rewrite the page's values PLAIN and drop the
+    /// dictionary for this chunk, so high-cardinality columns carry no useless dictionary page.
+    private func judgeDictionary() {
+        dictionaryJudged = true
+        let width = RleHybrid.bitWidth(forMax: UInt32(dictionaryCount - 1))
+        let encoded = (indices.count * width + 7) / 8 + 1 + dictionaryBytes
+        guard encoded >= pagePlainBytes else { return }
+        plain.removeAll()
+        plain.reserve(pagePlainBytes)
+        for index in indices.buffer {
+            if usesBytesDictionary {
+                bytesDictionary.appendPlain(Int(index), to: plain)
+            } else {
+                intDictionary.appendPlain(Int(index), to: plain)
+            }
+        }
+        indices.removeAll()
+        bytesDictionary.reset()
+        intDictionary.reset()
+        dictionaryActive = false
     }
 
     // MARK: Chunk
@@ -374,8 +401,8 @@ final class ColumnWriter {
         var dataPageOffset = position
         var uncompressed: Int64 = 0
         var compressed: Int64 = 0
-        let dictionaryPlain = bytesDictionary?.plain ?? intDictionary?.plain
-        if dictionaryDataPages > 0, let dictionaryPlain {
+        let dictionaryPlain = usesBytesDictionary ? bytesDictionary.plain : intDictionary.plain
+        if dictionaryDataPages > 0 {
             let page = PageSink()
             try encodePage(
                 body: dictionaryPlain, kind: .dictionary(numValues: Int32(dictionaryCount)), compressor: compressor,
@@ -417,8 +444,9 @@ final class ColumnWriter {
         valueCount = 0
         nullCount = 0
         dictionaryActive = dictionaryAllowed
-        bytesDictionary?.reset()
-        intDictionary?.reset()
+        dictionaryJudged = false
+        bytesDictionary.reset()
+        intDictionary.reset()
         sink.reset()
         submittedBytes = 0
         chunkValues = 0

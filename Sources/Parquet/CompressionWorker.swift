@@ -84,60 +84,94 @@ func encodePage(
     sink.compressed += Int64(header.count + payload.count)
 }
 
-/// One background thread that compresses data pages while the writer keeps encoding.
+/// Background threads that compress data pages while the writer keeps encoding.
 ///
-/// Jobs run in submission order, so each column's pages land in its `PageSink` in order. At most
-/// `maxPending` pages wait at once (`submit` blocks), which bounds the extra memory to a few
-/// pages; page buffers are recycled. The writer must `drain()` before reading any sink.
+/// Pages are compressed in parallel (each thread has its own zstd context) into per-job buffers,
+/// then committed to their column's `PageSink` strictly in submission order, so the file is
+/// byte-for-byte the same as with inline compression. At most `maxPending` pages are queued or
+/// in flight (`submit` blocks), which bounds the extra memory to a few pages; buffers are
+/// recycled. The writer must `drain()` before reading any sink.
 ///
-/// `@unchecked Sendable`: the object is shared with the worker thread. Every mutable field below
-/// the mutex is read and written only with `mutex` held; `compressor`, `compressed` and `header`
-/// are used by the worker thread only; a job's `body` and `sink` belong to the worker from
-/// `submit` until the job is finished (published under the mutex).
+/// `@unchecked Sendable`: the object is shared with its threads. Every mutable field below the
+/// mutex is read and written only with `mutex` held. A job's `body` and `result` belong to the
+/// one thread that took the job until it marks the job done under the mutex; sinks are only
+/// appended to under the mutex (commit) and read by the writer only after `drain()`.
 final class CompressionWorker: @unchecked Sendable {
-    private struct Job {
+    private final class Job {
         let body: ByteBuffer
         let kind: PageKind
         let sink: PageSink
         let column: String
+        var result: PageSink?
+        var error: ParquetError?
+        var done = false
+
+        init(body: ByteBuffer, kind: PageKind, sink: PageSink, column: String) {
+            self.body = body
+            self.kind = kind
+            self.sink = sink
+            self.column = column
+        }
+    }
+
+    /// Per-thread compression state. `@unchecked Sendable`: created on the writer's thread, then
+    /// handed to exactly one compression thread (through pthread_create), which alone uses it.
+    private final class Lane: @unchecked Sendable {
+        let worker: CompressionWorker
+        let compressor: ZstdCompressor
+        let compressed = ByteBuffer(capacity: 1 << 20)
+        let header = ByteBuffer(capacity: 256)
+
+        init(worker: CompressionWorker, compressor: ZstdCompressor) {
+            self.worker = worker
+            self.compressor = compressor
+        }
     }
 
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private let changed: UnsafeMutablePointer<pthread_cond_t>
-    private var jobs: [Job] = []
-    private var jobHead = 0
+    /// Submitted jobs not yet committed, in submission order; `queue[started...]` are not yet taken.
+    private var queue: [Job] = []
+    private var committed = 0
+    private var started = 0
     private var freeBuffers: [ByteBuffer] = []
-    private var pending = 0
+    private var freeResults: [PageSink] = []
     private var stopping = false
     private var failure: ParquetError?
-    private var thread: pthread_t?
-
+    private var threads: [pthread_t] = []
     private let maxPending: Int
-    private let compressor: ZstdCompressor
-    private let compressed = ByteBuffer(capacity: 1 << 20)
-    private let header = ByteBuffer(capacity: 256)
 
-    init(compressor: ZstdCompressor, maxPending: Int = 4) throws(ParquetError) {
-        self.compressor = compressor
-        self.maxPending = max(maxPending, 1)
+    /// Starts `threads` compression threads at zstd `level`.
+    init(level: Int32, threads: Int, maxPending: Int? = nil) throws(ParquetError) {
+        let count = max(threads, 1)
+        // Create every zstd context before starting any thread, so a failure leaves nothing running.
+        var compressors: [ZstdCompressor] = []
+        for _ in 0..<count {
+            compressors.append(try ZstdCompressor(level: level))
+        }
+        self.maxPending = max(maxPending ?? 2 * count + 2, 1)
         mutex = .allocate(capacity: 1)
         changed = .allocate(capacity: 1)
         pthread_mutex_init(mutex, nil)
         pthread_cond_init(changed, nil)
-        var handle = pthread_t()
-        let context = Unmanaged.passRetained(self).toOpaque()
-        let status = pthread_create(
-            &handle, nil,
-            { context in
-                let worker = Unmanaged<CompressionWorker>.fromOpaque(context!).takeRetainedValue()
-                worker.run()
-                return nil
-            }, context)
-        guard status == 0 else {
-            Unmanaged<CompressionWorker>.fromOpaque(context).release()
-            throw ParquetError(.io, "pthread_create failed", systemError: status)
+        for compressor in compressors {
+            let lane = Lane(worker: self, compressor: compressor)
+            var handle = pthread_t()
+            let context = Unmanaged.passRetained(lane).toOpaque()
+            let status = pthread_create(
+                &handle, nil,
+                { context in
+                    let lane = Unmanaged<Lane>.fromOpaque(context!).takeRetainedValue()
+                    lane.worker.run(lane)
+                    return nil
+                }, context)
+            guard status == 0 else {
+                Unmanaged<Lane>.fromOpaque(context).release()
+                shutdown()
+                throw ParquetError(.io, "pthread_create failed", systemError: status)
+            }
+            self.threads.append(handle)
         }
-        thread = handle
     }
 
     deinit {
@@ -157,10 +191,10 @@ final class CompressionWorker: @unchecked Sendable {
     }
 
     /// Queues a page; the caller must not touch `body` afterwards (it is recycled by `takeBuffer`).
-    /// Blocks while `maxPending` pages are queued, which bounds the memory in flight.
+    /// Blocks while `maxPending` pages are queued or in flight.
     func submit(body: ByteBuffer, kind: PageKind, sink: PageSink, column: String) throws(ParquetError) {
         pthread_mutex_lock(mutex)
-        while pending >= maxPending && failure == nil {
+        while queue.count - committed >= maxPending && failure == nil {
             pthread_cond_wait(changed, mutex)
         }
         if let failure {
@@ -168,16 +202,15 @@ final class CompressionWorker: @unchecked Sendable {
             pthread_mutex_unlock(mutex)
             throw failure
         }
-        jobs.append(Job(body: body, kind: kind, sink: sink, column: column))
-        pending += 1
+        queue.append(Job(body: body, kind: kind, sink: sink, column: column))
         pthread_cond_broadcast(changed)
         pthread_mutex_unlock(mutex)
     }
 
-    /// Waits until every submitted page is in its sink; rethrows the first compression error.
+    /// Waits until every submitted page is committed to its sink; rethrows the first error.
     func drain() throws(ParquetError) {
         pthread_mutex_lock(mutex)
-        while pending > 0 {
+        while committed < queue.count && failure == nil {
             pthread_cond_wait(changed, mutex)
         }
         let failure = self.failure
@@ -187,59 +220,81 @@ final class CompressionWorker: @unchecked Sendable {
         }
     }
 
-    /// Finishes queued work, stops the thread and joins it. Idempotent.
+    /// Finishes queued work, stops the threads and joins them. Idempotent.
     func shutdown() {
         pthread_mutex_lock(mutex)
         stopping = true
         pthread_cond_broadcast(changed)
-        let handle = thread
-        thread = nil
+        let handles = threads
+        threads = []
         pthread_mutex_unlock(mutex)
-        if let handle {
+        for handle in handles {
             pthread_join(handle, nil)
         }
     }
 
-    private func run() {
+    private func run(_ lane: Lane) {
         while true {
             pthread_mutex_lock(mutex)
-            while jobHead == jobs.count && !stopping {
+            while started == queue.count && !stopping {
                 pthread_cond_wait(changed, mutex)
             }
-            if jobHead == jobs.count {
+            if started == queue.count {
                 pthread_mutex_unlock(mutex)
                 return
             }
-            let job = jobs[jobHead]
-            jobHead += 1
-            if jobHead == jobs.count {
-                jobs.removeAll(keepingCapacity: true)
-                jobHead = 0
-            }
+            let job = queue[started]
+            started += 1
+            let result = freeResults.popLast() ?? PageSink()
             let skip = failure != nil
             pthread_mutex_unlock(mutex)
 
+            result.reset()
             var error: ParquetError?
             if !skip {
                 do {
                     try encodePage(
-                        body: job.body, kind: job.kind, compressor: compressor, compressed: compressed, header: header,
-                        into: job.sink, column: job.column)
+                        body: job.body, kind: job.kind, compressor: lane.compressor, compressed: lane.compressed,
+                        header: lane.header, into: result, column: job.column)
                 } catch let e {
                     error = e
                 }
             }
-
             job.body.removeAll()
             job.body.shrink(ifAbove: 8 << 20)
+
             pthread_mutex_lock(mutex)
-            if let error, failure == nil {
-                failure = error
-            }
-            pending -= 1
-            freeBuffers.append(job.body)
+            job.result = result
+            job.error = error
+            job.done = true
+            commitFinished()
             pthread_cond_broadcast(changed)
             pthread_mutex_unlock(mutex)
+        }
+    }
+
+    /// Appends finished jobs to their sinks in submission order. Called with `mutex` held.
+    private func commitFinished() {
+        while committed < queue.count && queue[committed].done {
+            let job = queue[committed]
+            if let error = job.error, failure == nil {
+                failure = error
+            }
+            if let result = job.result {
+                if failure == nil {
+                    job.sink.chunk.append(result.chunk.bytes)
+                    job.sink.uncompressed += result.uncompressed
+                    job.sink.compressed += result.compressed
+                }
+                freeResults.append(result)
+            }
+            freeBuffers.append(job.body)
+            committed += 1
+        }
+        if committed == queue.count && started == queue.count {
+            queue.removeAll(keepingCapacity: true)
+            committed = 0
+            started = 0
         }
     }
 }

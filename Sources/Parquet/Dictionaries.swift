@@ -76,11 +76,11 @@ struct SlotTable {
 /// `plain` holds the dictionary page body as it will be written (PLAIN: 4-byte LE length + bytes
 /// per entry), so no second copy is made at flush time.
 final class BytesDictionary {
-    let plain = ByteBuffer(capacity: 64 * 1024)
+    let plain = ByteBuffer(capacity: 1024)
     private var offsets: [Int] = []
     private var lengths: [Int] = []
     private var hashes: [UInt64] = []
-    private var table = SlotTable(capacity: 1024)
+    private var table = SlotTable(capacity: 64)
 
     deinit {
         table.deallocate()
@@ -88,6 +88,12 @@ final class BytesDictionary {
 
     var count: Int { offsets.count }
     var byteSize: Int { plain.count }
+
+    /// Appends entry `index` PLAIN-encoded (4-byte LE length + bytes) to `out`.
+    @inline(__always)
+    func appendPlain(_ index: Int, to out: ByteBuffer) {
+        out.append(plain.base + offsets[index] - 4, count: lengths[index] + 4)
+    }
 
     func reset() {
         plain.removeAll()
@@ -147,9 +153,9 @@ final class BytesDictionary {
 
 /// Dictionary of distinct INT32 / INT64 values for one column chunk.
 final class IntDictionary {
-    let plain = ByteBuffer(capacity: 64 * 1024)
+    let plain = ByteBuffer(capacity: 1024)
     private var values: [Int64] = []
-    private var table = SlotTable(capacity: 1024)
+    private var table = SlotTable(capacity: 64)
     /// 4 for INT32 entries, 8 for INT64.
     let width: Int
 
@@ -163,6 +169,12 @@ final class IntDictionary {
 
     var count: Int { values.count }
     var byteSize: Int { plain.count }
+
+    /// Appends entry `index` PLAIN-encoded (4 or 8 LE bytes) to `out`.
+    @inline(__always)
+    func appendPlain(_ index: Int, to out: ByteBuffer) {
+        out.append(plain.base + index * width, count: width)
+    }
 
     func reset() {
         plain.removeAll()

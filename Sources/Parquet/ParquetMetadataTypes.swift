@@ -5,13 +5,21 @@ public struct ParquetPhysicalType: RawRepresentable, Sendable, Hashable, CustomS
     /// Wraps a raw value.
     public init(rawValue: Int32) { self.rawValue = rawValue }
 
+    /// `BOOLEAN` = 0.
     public static let boolean = ParquetPhysicalType(rawValue: 0)
+    /// `INT32` = 1.
     public static let int32 = ParquetPhysicalType(rawValue: 1)
+    /// `INT64` = 2.
     public static let int64 = ParquetPhysicalType(rawValue: 2)
+    /// `INT96 (deprecated)` = 3.
     public static let int96 = ParquetPhysicalType(rawValue: 3)
+    /// `FLOAT` = 4.
     public static let float = ParquetPhysicalType(rawValue: 4)
+    /// `DOUBLE` = 5.
     public static let double = ParquetPhysicalType(rawValue: 5)
+    /// `BYTE_ARRAY` = 6.
     public static let byteArray = ParquetPhysicalType(rawValue: 6)
+    /// `FIXED_LEN_BYTE_ARRAY` = 7.
     public static let fixedLenByteArray = ParquetPhysicalType(rawValue: 7)
 
     /// The parquet.thrift name, e.g. `BYTE_ARRAY`.
@@ -28,13 +36,21 @@ public struct ParquetCodec: RawRepresentable, Sendable, Hashable, CustomStringCo
     /// Wraps a raw value.
     public init(rawValue: Int32) { self.rawValue = rawValue }
 
+    /// `UNCOMPRESSED` = 0.
     public static let uncompressed = ParquetCodec(rawValue: 0)
+    /// `SNAPPY` = 1.
     public static let snappy = ParquetCodec(rawValue: 1)
+    /// `GZIP` = 2.
     public static let gzip = ParquetCodec(rawValue: 2)
+    /// `LZO` = 3.
     public static let lzo = ParquetCodec(rawValue: 3)
+    /// `BROTLI` = 4.
     public static let brotli = ParquetCodec(rawValue: 4)
+    /// `LZ4 (deprecated Hadoop framing)` = 5.
     public static let lz4 = ParquetCodec(rawValue: 5)
+    /// `ZSTD` = 6.
     public static let zstd = ParquetCodec(rawValue: 6)
+    /// `LZ4_RAW` = 7.
     public static let lz4Raw = ParquetCodec(rawValue: 7)
 
     /// The parquet.thrift name, e.g. `ZSTD`.
@@ -54,8 +70,11 @@ enum ParquetEncoding: Int32 {
 
 /// parquet.thrift `enum FieldRepetitionType`.
 public enum ParquetRepetition: Sendable, Hashable {
+    /// `REQUIRED` = 0.
     case required
+    /// `OPTIONAL` = 1.
     case optional
+    /// `REPEATED` = 2.
     case repeated
     /// A value outside the enum.
     case unknown(Int32)
@@ -72,8 +91,11 @@ public enum ParquetRepetition: Sendable, Hashable {
 
 /// parquet.thrift `union TimeUnit`.
 public enum ParquetTimeUnit: Sendable, Hashable {
+    /// `MILLIS` (field 1).
     case millis
+    /// `MICROS` (field 2).
     case micros
+    /// `NANOS` (field 3).
     case nanos
 }
 

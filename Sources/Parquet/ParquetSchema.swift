@@ -9,11 +9,17 @@
 /// | `string` | BYTE_ARRAY | STRING | UTF8 |
 /// | `timestampMicrosUTC` | INT64 | TIMESTAMP(isAdjustedToUTC=true, MICROS) | TIMESTAMP_MICROS |
 public enum ParquetColumnType: Sendable, Equatable, Hashable {
+    /// BOOLEAN.
     case boolean
+    /// INT32, signed.
     case int32
+    /// INT64, signed.
     case int64
+    /// DOUBLE (IEEE 754 binary64).
     case double
+    /// BYTE_ARRAY annotated STRING / UTF8; values are UTF-8 bytes.
     case string
+    /// INT64 microseconds since the Unix epoch, annotated TIMESTAMP(isAdjustedToUTC=true, MICROS).
     case timestampMicrosUTC
 
     /// parquet.thrift `enum Type`.
@@ -107,9 +113,9 @@ public struct ParquetWriterOptions: Sendable {
     /// String min/max statistics longer than this are truncated (min: prefix; max: prefix rounded up)
     /// and flagged inexact. Default 64 bytes, as arrow-rs.
     public var statisticsTruncateLength: Int = 64
-    /// Compress ZSTD pages on one background thread while encoding continues (output is identical
-    /// either way). Default true.
-    public var backgroundCompression: Bool = true
+    /// Threads that compress ZSTD pages while encoding continues; 0 compresses inline on the
+    /// calling thread. The file is byte-for-byte the same either way. Default 2.
+    public var compressionThreads: Int = 2
     /// `FileMetaData.created_by`, in the `<app> version <semver> (build <hash>)` form readers parse.
     public var createdBy: String = "tidemark version 0.1.0 (build dev)"
 

@@ -9,7 +9,8 @@
 /// values for one column in a row) is recorded and thrown by the next `endRow()` or `close()`.
 /// After any error the writer is unusable and the bytes written so far are not a valid file.
 ///
-/// Not thread-safe: use one writer from one task at a time.
+/// Not thread-safe: use one writer from one task at a time. With ZSTD it runs
+/// `options.compressionThreads` helper threads of its own (joined by `close()` or `deinit`).
 public final class ParquetWriter {
     /// The schema being written.
     public let schema: ParquetSchema
@@ -59,7 +60,9 @@ public final class ParquetWriter {
             worker = nil
         case .zstd(let level):
             compressor = try ZstdCompressor(level: level)
-            worker = options.backgroundCompression ? try CompressionWorker(compressor: ZstdCompressor(level: level)) : nil
+            worker =
+                options.compressionThreads > 0
+                ? try CompressionWorker(level: level, threads: options.compressionThreads) : nil
         }
         do {
             try write(Self.magic)
@@ -99,6 +102,7 @@ public final class ParquetWriter {
             fail(ParquetError(.typeMismatch, "column index \(index) out of range 0..<\(columns.count)"))
             return
         }
+        // `_withUnsafeGuaranteedRef` (stdlib) avoids a retain/release per value; `columns` owns the writers.
         hot[index]._withUnsafeGuaranteedRef { c in
             guard c.type == type, c.valueCount == rowsInGroup, !closed else {
                 misuse(c, type, what)

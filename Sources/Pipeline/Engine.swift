@@ -37,6 +37,7 @@ public final class Engine: @unchecked Sendable {
     var partitions: [TopicPartition: PartitionState] = [:]
     var stats = Stats()
     var lastActivity = ContinuousClock.now
+    var everAssigned = false
 
     enum Event: Sendable {
         case reseek(TopicPartition, Int64, String)
@@ -88,6 +89,7 @@ public final class Engine: @unchecked Sendable {
         var options = ParquetWriterOptions()
         options.rowGroupMaxBytes = min(32 << 20, config.batch.maxBytes)
         options.createdBy = "tidemark version \(tidemarkVersion) (build release)"
+        options.compression = config.sink.compression == "none" ? .uncompressed : .zstd(level: Int32(config.sink.zstdLevel))
         parquetOptions = options
         executor = BatchExecutor(manifest: manifest, store: store, layout: layout, offsets: offsets,
                                  partSize: Int64(config.sink.partSize), concurrency: config.sink.uploadConcurrency,
@@ -150,7 +152,10 @@ public final class Engine: @unchecked Sendable {
             try cutAgedBatches()
             try applyBackpressure()
             report()
-            if let idle = untilIdle, ContinuousClock.now - lastActivity >= idle {
+            // Before the first assignment, allow for the group coordinator to wait out the
+            // session of a member that died without leaving (a crashed predecessor).
+            let idleLimit = untilIdle.map { everAssigned ? $0 : $0 + config.kafka.sessionTimeout + .seconds(5) }
+            if let idle = idleLimit, ContinuousClock.now - lastActivity >= idle {
                 if !idleFlushed {
                     try sealAll(reason: "idle")
                     idleFlushed = true
@@ -322,12 +327,16 @@ public final class Engine: @unchecked Sendable {
         for event in events.drain() {
             switch event {
             case .reseek(let tp, let offset, let why):
-                guard var st = partitions[tp] else { continue }
+                guard var st = partitions[tp] else {
+                    scheduler.unfence(tp)   // not ours any more; a later assignment starts afresh
+                    continue
+                }
                 st.knownRanges.removeAll { $0.lowerBound >= offset || $0.contains(offset) }
                 do { try seek(tp, &st, to: offset, why: why) } catch {
                     logger.error("seek failed", metadata: ["partition": "\(tp)", "error": "\(error)"])
                 }
                 partitions[tp] = st
+                scheduler.unfence(tp)
             case .batchDone:
                 break
             }
@@ -340,6 +349,7 @@ public final class Engine: @unchecked Sendable {
         var starts: [TopicPartition: Int64] = [:]
         let committed = (try? consumer.committed(tps, timeout: .seconds(30))) ?? [:]
         for tp in tps {
+            scheduler.unfence(tp)
             var st = PartitionState()
             let position = committed[tp]?.offset
             do {
@@ -361,6 +371,7 @@ public final class Engine: @unchecked Sendable {
         }
         offsets.setOwned(Set(partitions.keys))
         lastActivity = .now
+        everAssigned = true
         return starts
     }
 
@@ -411,18 +422,21 @@ public final class Engine: @unchecked Sendable {
     }
 
     /// Removes `*.tmp` files (a batch being written when the process died: nothing refers to
-    /// them) and quarantines sealed files no manifest row refers to.
+    /// them) and the leftover files of final batches (a crash between the manifest's COMMITTED
+    /// or SUPERSEDED and the delete), and quarantines sealed files no manifest row refers to.
     private func cleanStagingDirectory() throws {
-        let known = Set(try manifest.batches(states: [.staged, .uploading, .uploaded, .committed])
+        let all = try manifest.batches()
+        let live = Set(all.filter { !$0.state.isFinal }.flatMap { [$0.filePath, $0.rejectedPath].compactMap { $0 } })
+        let done = Set(all.filter { $0.state == .committed || $0.state == .superseded }
             .flatMap { [$0.filePath, $0.rejectedPath].compactMap { $0 } })
         guard let walker = FileManager.default.enumerator(atPath: stagingDir) else { return }
         var orphans: [String] = []
         while let rel = walker.nextObject() as? String {
             if rel.hasPrefix("quarantine") { continue }
             let path = stagingDir + "/" + rel
-            if rel.hasSuffix(".tmp") {
+            if rel.hasSuffix(".tmp") || done.contains(path) {
                 unlink(path)
-            } else if rel.hasSuffix(".parquet") || rel.hasSuffix(".jsonl"), !known.contains(path) {
+            } else if rel.hasSuffix(".parquet") || rel.hasSuffix(".jsonl"), !live.contains(path) {
                 orphans.append(path)
             }
         }
@@ -431,7 +445,7 @@ public final class Engine: @unchecked Sendable {
             try FileManager.default.createDirectory(atPath: q, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
             for path in orphans {
                 _ = rename(path, q + "/" + (path as NSString).lastPathComponent)
-                try manifest.logEvent(batchID: nil, kind: "QUARANTINE", detail: "staged file with no manifest row: \(path)")
+                try manifest.logEvent(batchID: nil, kind: "QUARANTINE", detail: "staged file with no live manifest row: \(path)")
             }
             logger.warning("quarantined staged files with no manifest row", metadata: ["count": "\(orphans.count)", "dir": "\(q)"])
         }

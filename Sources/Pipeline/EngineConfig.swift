@@ -14,8 +14,11 @@ public struct EngineConfig: Sendable, Equatable {
         public var groupID: String = "tidemark"
         /// `[kafka] auto_offset_reset`: where a partition with no committed offset starts.
         public var autoOffsetReset: String = "earliest"
-        /// `[kafka] rebalance_protocol`: `cooperative-sticky` (default) or `eager`.
-        public var rebalanceProtocol: String = "cooperative-sticky"
+        /// `[kafka] rebalance_protocol`: `eager` (default) or `cooperative-sticky`. Eager is the
+        /// default because librdkafka 2.0.2 (Debian 12) can abort in the cooperative-sticky
+        /// assignor (`rd_kafka_sticky_assignor_state_destroy: Assertion assignor_state failed`)
+        /// when a member closes before its first assignment completes.
+        public var rebalanceProtocol: String = "eager"
         /// `[kafka] session_timeout`.
         public var sessionTimeout: Duration = .seconds(30)
         /// `[kafka.properties]`: passed to librdkafka as-is (security.protocol, sasl.*, ssl.*, ...).
@@ -37,6 +40,10 @@ public struct EngineConfig: Sendable, Equatable {
         public var sseKMSKeyID: String?
         /// `[sink] part_size`: multipart part size (>= 5 MiB).
         public var partSize: Int = 16 << 20
+        /// `[sink] compression`: Parquet page compression, `zstd` (default) or `none`.
+        public var compression: String = "zstd"
+        /// `[sink] zstd_level`: ZSTD level (1-19, default 3).
+        public var zstdLevel: Int = 3
         /// `[sink] upload_concurrency`: parts in flight per upload.
         public var uploadConcurrency: Int = 4
         /// `[sink] ca_bundle`: PEM file for TLS verification.
@@ -106,6 +113,7 @@ public struct EngineConfig: Sendable, Equatable {
         "sink": ["url": "s3://bucket/prefix or file:///dir", "endpoint": "S3 endpoint URL", "region": "S3 region",
                  "path_style": "bool", "sse": "none|AES256|aws:kms", "sse_kms_key_id": "KMS key id",
                  "part_size": "size", "upload_concurrency": "int", "ca_bundle": "path",
+                 "compression": "zstd|none", "zstd_level": "int",
                  "access_key_id": "discouraged", "secret_access_key": "discouraged"],
         "staging": ["dir": "path", "manifest": "path", "max_bytes": "size"],
         "batch": ["max_records": "int", "max_bytes": "size", "max_age": "duration", "max_in_flight": "int"],
@@ -154,6 +162,8 @@ public struct EngineConfig: Sendable, Equatable {
         c.sink.sseKMSKeyID = try r.string("sink", "sse_kms_key_id")
         c.sink.partSize = Int(try r.size("sink", "part_size") ?? Int64(c.sink.partSize))
         c.sink.uploadConcurrency = try r.int("sink", "upload_concurrency") ?? c.sink.uploadConcurrency
+        c.sink.compression = try r.string("sink", "compression") ?? c.sink.compression
+        c.sink.zstdLevel = try r.int("sink", "zstd_level") ?? c.sink.zstdLevel
         c.sink.caBundle = try r.string("sink", "ca_bundle")
         c.sink.accessKeyID = try r.string("sink", "access_key_id")
         c.sink.secretAccessKey = try r.string("sink", "secret_access_key")
@@ -210,6 +220,8 @@ public struct EngineConfig: Sendable, Equatable {
         try need(sink.sse != "aws:kms" || sink.sseKMSKeyID != nil, "sink.sse_kms_key_id", "is required when sse = \"aws:kms\"")
         try need(sink.partSize >= 5 << 20 && sink.partSize <= 5 << 30, "sink.part_size", "must be between 5MiB and 5GiB")
         try need((1...64).contains(sink.uploadConcurrency), "sink.upload_concurrency", "must be 1...64")
+        try need(["zstd", "none"].contains(sink.compression), "sink.compression", "'\(sink.compression)' must be zstd or none")
+        try need((1...19).contains(sink.zstdLevel), "sink.zstd_level", "must be 1...19")
         try need((sink.accessKeyID == nil) == (sink.secretAccessKey == nil), "sink.access_key_id",
                  "access_key_id and secret_access_key must be set together")
         try need(!staging.dir.isEmpty, "staging.dir", "must not be empty")

@@ -20,6 +20,10 @@ final class UploadScheduler: Sendable {
         var stagedBytes: Int64 = 0
         var stopping = false
         var committedBatches = 0
+        /// Partitions whose chain broke (a batch was abandoned or superseded) and that the poll
+        /// thread has not re-seeked yet: batches sealed meanwhile follow the broken range and are
+        /// abandoned on arrival.
+        var fenced: Set<TopicPartition> = []
     }
 
     private let state = Mutex(State())
@@ -50,9 +54,14 @@ final class UploadScheduler: Sendable {
         }
     }
 
-    /// Queues a batch (ignored when it is already queued or running).
+    /// Queues a batch (ignored when it is already queued or running). A freshly sealed batch of
+    /// a fenced partition is abandoned instead (see ``State/fenced``).
     func enqueue(_ b: BatchRecord, freshlyStaged: Bool = false) {
         let tp = TopicPartition(topic: b.topic, partition: b.partition)
+        if freshlyStaged && state.withLock({ $0.fenced.contains(tp) }) {
+            abandonFollowers([b], reason: "sealed after an earlier batch of the partition was abandoned or superseded")
+            return
+        }
         let added = state.withLock { s -> Bool in
             guard !s.queuedIDs.contains(b.id) else { return false }
             s.queuedIDs.insert(b.id)
@@ -76,6 +85,11 @@ final class UploadScheduler: Sendable {
 
     var stagedBytes: Int64 { state.withLock { $0.stagedBytes } }
     var committedBatches: Int { state.withLock { $0.committedBatches } }
+
+    /// The poll thread re-seeked `tp` after a broken chain: new batches are valid again.
+    func unfence(_ tp: TopicPartition) {
+        state.withLock { _ = $0.fenced.remove(tp) }
+    }
 
     func stop() {
         state.withLock { $0.stopping = true }
@@ -120,6 +134,7 @@ final class UploadScheduler: Sendable {
                 switch outcome {
                 case .committed?: s.committedBatches += 1
                 case .abandoned?, .superseded?:
+                    s.fenced.insert(tp)
                     dropped = s.queues[tp] ?? []
                     s.queues[tp] = nil
                     for d in dropped { s.stagedBytes -= d.fileSize + (d.rejectedSize ?? 0) }

@@ -19,6 +19,7 @@ struct Arguments {
     var output = ""
     var level: Int32 = 3
     var rowGroupMaxBytes: Int?
+    var threads: Int?
 
     init() {
         var it = CommandLine.arguments.dropFirst().makeIterator()
@@ -28,6 +29,7 @@ struct Arguments {
             case "--output": output = it.next() ?? ""
             case "--level": level = Int32(it.next() ?? "") ?? 3
             case "--row-group-max-bytes": rowGroupMaxBytes = Int(it.next() ?? "")
+            case "--threads": threads = Int(it.next() ?? "")
             default:
                 FileHandle.standardError.write(Data("unknown argument \(a)\n".utf8))
                 exit(2)
@@ -38,6 +40,14 @@ struct Arguments {
             exit(2)
         }
     }
+}
+
+/// User + system CPU seconds of the whole process (all threads) so far.
+func cpuSeconds() -> Double {
+    var usage = rusage()
+    getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+    return Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6 + Double(usage.ru_stime.tv_sec)
+        + Double(usage.ru_stime.tv_usec) / 1e6
 }
 
 /// Resident set size now, in KiB (from /proc/self/status VmRSS).
@@ -133,11 +143,15 @@ func run() {
     ])
     var options = ParquetWriterOptions()
     options.compression = .zstd(level: args.level)
+    if let threads = args.threads {
+        options.compressionThreads = threads
+    }
     if let bytes = args.rowGroupMaxBytes {
         options.rowGroupMaxBytes = bytes
     }
 
     let rssBefore = currentRSSKiB()
+    let cpuBefore = cpuSeconds()
     let started = ContinuousClock.now
     let summary: ParquetWriteSummary
     do {
@@ -161,8 +175,9 @@ func run() {
     }
     let elapsed = ContinuousClock.now - started
     let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    let cpu = cpuSeconds() - cpuBefore
     print(
-        "{\"rows\": \(summary.rows), \"row_groups\": \(summary.rowGroups), \"seconds\": \(seconds), "
+        "{\"rows\": \(summary.rows), \"row_groups\": \(summary.rowGroups), \"seconds\": \(seconds), \"cpu_seconds\": \(cpu), "
             + "\"output_bytes\": \(summary.bytesWritten), \"rss_before_kib\": \(rssBefore), \"peak_rss_kib\": \(peakRSSKiB())}")
 }
 

@@ -83,13 +83,16 @@ struct InteropTests {
         case 4:
             if row % 3 == 0 { return .null }
             if row % 997 == 1 {
-                // > 64 KiB, multi-byte, so pages hold a single huge value and stats get truncated.
+                // > 64 KiB, multi-byte, so pages hold a single huge value. Alternately the smallest
+                // (starts with U+0001) and the largest (starts with U+10FFFF) value of the column,
+                // so both string statistics get truncated.
                 let unit = Array("long-é-中-🚀-".utf8)
-                var s: [UInt8] = []
+                var s: [UInt8] = Array(((row / 997) % 2 == 0 ? "\u{1}" : "\u{10FFFF}z").utf8)
                 while s.count < 70_000 + row { s += unit }
                 return .string(s)
             }
-            return .string(trickyStrings[Int(rng.next() % UInt64(trickyStrings.count))])
+            // Not the empty string here (column 3 has those), so the long strings can be the minimum.
+            return .string(trickyStrings[1 + Int(rng.next() % UInt64(trickyStrings.count - 1))])
         case 5:
             return row % 2 == 0
                 ? .timestamp(timestamps[row % timestamps.count]) : .timestamp(Int64(rng.next() % 10_000_000_000_000_000) - 5_000_000_000_000_000)
@@ -152,8 +155,10 @@ struct InteropTests {
             // Statistics per row group, against min/max the test computes from what it wrote.
             var start = 0
             let groups = report.pyarrowRowGroups
+            let meta = report.duckdb["metadata"] as? [[String: Any]] ?? []
+            var sawTruncation = false
             #expect(groups.count == 4)
-            for group in groups {
+            for (groupIndex, group) in groups.enumerated() {
                 let n = group["num_rows"] as? Int ?? 0
                 let chunks = group["columns"] as? [[String: Any]] ?? []
                 for (c, chunk) in chunks.enumerated() {
@@ -173,6 +178,11 @@ struct InteropTests {
                         #expect(minStat.count <= 64 && loBytes.starts(with: minStat))
                         #expect(!bytesLess(maxStat, hiBytes) && maxStat.count <= 68)
                         #expect(String(validating: maxStat, as: UTF8.self) != nil)
+                        // DuckDB sees the exactness flags (Statistics 7/8).
+                        let duck = meta.first { ($0["row_group_id"] as? Int) == groupIndex && ($0["path"] as? String) == "note" }
+                        #expect((duck?["max_is_exact"] as? Bool) == (hiBytes.count <= 64))
+                        #expect((duck?["min_is_exact"] as? Bool) == (loBytes.count <= 64))
+                        sawTruncation = true
                         continue
                     }
                     #expect(statMatches(stats["min"], lo), "min of \(Self.mixedSchema.columns[c].name) row group at \(start)")
@@ -180,9 +190,9 @@ struct InteropTests {
                 }
                 start += n
             }
+            #expect(sawTruncation, "the long-string row groups exercise truncated statistics")
 
             // Dictionary fallback: the high-cardinality string column must hold dictionary and PLAIN data pages.
-            let meta = report.duckdb["metadata"] as? [[String: Any]] ?? []
             let nameStats = meta.filter { $0["path"] as? String == "name" }.compactMap { $0["encoding_stats"] as? [String] }
             #expect(!nameStats.isEmpty)
             for stats in nameStats {

@@ -174,17 +174,33 @@ struct WriterTests {
         #expect(metadata.numRows == 20_000)
     }
 
-    @Test("background and inline compression produce identical files")
+    @Test("background compression with 1, 2 or 3 threads produces the same file as inline compression")
     func backgroundCompressionIsTransparent() throws {
         var options = ParquetWriterOptions()
         options.rowGroupMaxRows = 3_000
-        options.dataPageMaxBytes = 4 * 1024
-        let background = RecordingOutput()
-        _ = try writeRows(7_000, options: options, output: background)
-        options.backgroundCompression = false
+        options.dataPageMaxBytes = 2 * 1024
+        options.compressionThreads = 0
         let inline = RecordingOutput()
         _ = try writeRows(7_000, options: options, output: inline)
-        #expect(background.bytes == inline.bytes)
+        for threads in 1...3 {
+            options.compressionThreads = threads
+            let background = RecordingOutput()
+            _ = try writeRows(7_000, options: options, output: background)
+            #expect(background.bytes == inline.bytes, "\(threads) threads")
+        }
+    }
+
+    /// Writes (id, s) where every value repeats `repeats` times, so a dictionary pays off while it is small.
+    func writeRepeating(_ rows: Int, repeats: Int, options: ParquetWriterOptions) throws -> ParquetFileMetadata {
+        let output = RecordingOutput()
+        let writer = try ParquetWriter(output: output, schema: Self.schema, options: options)
+        for i in 0..<rows {
+            writer.append(Int64(i / repeats), column: 0)
+            writer.append("value-\(i / repeats)", column: 1)
+            try writer.endRow()
+        }
+        _ = try writer.close()
+        return try ParquetFooter.decode(tail: output.bytes)
     }
 
     @Test("the dictionary falls back to PLAIN once it outgrows dictionaryMaxBytes")
@@ -192,14 +208,28 @@ struct WriterTests {
         var options = ParquetWriterOptions()
         options.compression = .uncompressed
         options.dictionaryMaxBytes = 2 * 1024
-        let output = RecordingOutput()
-        _ = try writeRows(5_000, options: options, output: output)
-        let metadata = try ParquetFooter.decode(tail: output.bytes)
+        let metadata = try writeRepeating(20_000, repeats: 8, options: options)
         for chunk in metadata.rowGroups[0].columns {
-            let dictionary = try #require(chunk.dictionaryPageOffset)
+            let dictionary = try #require(chunk.dictionaryPageOffset, "\(chunk.name)")
             // Uncompressed: the dictionary page is its header plus at most the limit plus one entry.
-            #expect(chunk.dataPageOffset - dictionary <= 2 * 1024 + 200)
+            #expect(chunk.dataPageOffset - dictionary <= 2 * 1024 + 64)
             #expect(Set(chunk.encodings) == [0, 3, 8])  // PLAIN, RLE, RLE_DICTIONARY
+        }
+    }
+
+    @Test("a dictionary that does not beat PLAIN on the first page is dropped; one that does is kept")
+    func dictionaryJudgedOnFirstPage() throws {
+        var options = ParquetWriterOptions()
+        options.compression = .uncompressed
+        let unique = try writeRepeating(5_000, repeats: 1, options: options)
+        for chunk in unique.rowGroups[0].columns {
+            #expect(chunk.dictionaryPageOffset == nil, "\(chunk.name)")
+            #expect(!chunk.encodings.contains(8))
+        }
+        let repeated = try writeRepeating(5_000, repeats: 50, options: options)
+        for chunk in repeated.rowGroups[0].columns {
+            #expect(chunk.dictionaryPageOffset != nil, "\(chunk.name)")
+            #expect(Set(chunk.encodings) == [0, 3, 8])
         }
     }
 }
