@@ -37,6 +37,7 @@ import base64
 import hashlib
 import http.client
 import json
+import signal
 import socket
 import struct
 import sys
@@ -281,6 +282,8 @@ def main():
         assert crc32c_fast(data) == crc32c(data)
         print("ok")
         return
+    # A parent that spawned us from a thread with signals blocked passes that mask on.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
     STATE.set_rules(json.loads(ARGS.rules))
     server = ThreadingHTTPServer(("127.0.0.1", ARGS.port), Handler)
     server.daemon_threads = True

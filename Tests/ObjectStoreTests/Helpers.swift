@@ -19,8 +19,8 @@ func makeS3Store(endpoint: String? = nil, bucket: String? = nil, logger: Logger?
     try direct.createBucket()
     direct.close()
     var configuration = S3Configuration(bucket: bucketName, endpoint: endpoint ?? stack.s3Endpoint,
-                                        credentials: motoCredentials, retryBaseDelay: 0.01, retryMaxDelay: 0.1,
-                                        connectTimeout: 5, requestTimeout: 30)
+                                        credentials: motoCredentials, retryDeadline: 60, retryBaseDelay: 0.01,
+                                        retryMaxDelay: 0.1, connectTimeout: 5, requestTimeout: 20)
     configure(&configuration)
     return try S3Store(configuration: configuration, logger: logger)
 }
@@ -110,8 +110,10 @@ final class FaultProxy {
     /// Stops the proxy by its PID.
     func stop() {
         control.close()
+        // SIGKILL: a child spawned from a libdispatch thread inherits its blocked signal mask,
+        // so SIGTERM may never be delivered. The proxy keeps no state worth a clean exit.
         if process.isRunning {
-            kill(process.processIdentifier, SIGTERM)
+            kill(process.processIdentifier, SIGKILL)
         }
         process.waitUntilExit()
     }
