@@ -13,6 +13,7 @@ let package = Package(
     products: [
         .executable(name: "etl-devbroker", targets: ["etl-devbroker"]),
         .library(name: "ObjectStore", targets: ["ObjectStore"]),
+        .executable(name: "objectstore-bench", targets: ["objectstore-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -59,6 +60,10 @@ let package = Package(
         ),
 
         // MARK: Executables (thin shells over the libraries)
+        .executableTarget(
+            name: "objectstore-bench",
+            dependencies: ["ObjectStore"]
+        ),
         .executableTarget(
             name: "etl-devbroker",
             dependencies: [
