@@ -31,17 +31,13 @@ public final class MultipartUploader: Sendable {
 
     /// - Parameters:
     ///   - store: where to upload.
-    ///   - partSize: bytes per part, at least 5 MiB (S3's minimum). Files needing more than
-    ///     10,000 parts use the smallest whole-MiB part size that fits instead.
+    ///   - partSize: bytes per part, 5 MiB (S3's minimum) ... 5 GiB; ``upload(file:key:metadata:resume:ifNoneMatch:onUploadCreated:onPartUploaded:)``
+    ///     throws `invalidArgument` otherwise. Files needing more than 10,000 parts use the
+    ///     smallest whole-MiB part size that fits instead.
     ///   - concurrency: parts in flight at once (≥ 1). Default 4.
-    /// - Throws: ``ObjectStoreError`` (`invalidArgument`) for a part size under 5 MiB or over 5 GiB.
-    public init(store: any ObjectStore, partSize: Int64 = 16 << 20, concurrency: Int = 4) throws {
-        guard partSize >= S3Limits.minimumPartSize, partSize <= S3Limits.maximumPartSize, concurrency >= 1 else {
-            throw ObjectStoreError(kind: .invalidArgument, operation: "MultipartUploader",
-                                   message: "part size must be 5 MiB...5 GiB and concurrency ≥ 1")
-        }
+    public init(store: any ObjectStore, partSize: Int = 16 << 20, concurrency: Int = 4) {
         self.store = store
-        self.partSize = partSize
+        self.partSize = Int64(partSize)
         self.concurrency = concurrency
     }
 
@@ -71,6 +67,11 @@ public final class MultipartUploader: Sendable {
                        onUploadCreated: (String) throws -> Void, onPartUploaded: (UploadedPart) throws -> Void) throws
         -> String
     {
+        guard partSize >= S3Limits.minimumPartSize, partSize <= S3Limits.maximumPartSize, concurrency >= 1 else {
+            throw ObjectStoreError(kind: .invalidArgument, operation: "Upload", key: key,
+                                   message: "part size must be 5 MiB...5 GiB and concurrency ≥ 1 "
+                                       + "(got \(partSize) bytes, \(concurrency))")
+        }
         let (size, sha256) = try Self.hashFile(file)
         var fullMetadata = metadata
         fullMetadata[Self.sha256MetadataKey] = sha256

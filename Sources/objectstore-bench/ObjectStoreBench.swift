@@ -33,7 +33,7 @@ struct ObjectStoreBench {
             configuration.region = ProcessInfo.processInfo.environment["AWS_DEFAULT_REGION"] ?? "us-east-1"
             let store = try makeObjectStore(location: location, s3: configuration)
             if flags.contains("--create-bucket"), let s3 = store as? S3Store { try s3.createBucket() }
-            let uploader = try MultipartUploader(store: store, partSize: partMiB << 20, concurrency: inflight)
+            let uploader = MultipartUploader(store: store, partSize: Int(partMiB) << 20, concurrency: inflight)
             let key = location.prefix + "bench-\(partMiB)m-\(inflight)x-\(UUID().uuidString.prefix(8))"
             let size = (try FileManager.default.attributesOfItem(atPath: file)[.size] as? NSNumber)?.int64Value ?? 0
             let start = Date()

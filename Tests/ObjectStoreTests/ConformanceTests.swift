@@ -145,7 +145,7 @@ enum Conformance {
     /// size in metadata, callbacks in order, and resume after a crash mid-upload.
     static func uploaderAndResume(_ store: any ObjectStore) throws {
         try withTemporaryDirectory { dir in
-            let uploader = try MultipartUploader(store: store, partSize: 5 << 20, concurrency: 3)
+            let uploader = MultipartUploader(store: store, partSize: 5 << 20, concurrency: 3)
             let small = testBytes(1000, seed: 4)
             let smallPath = try writeFile(small, in: dir, name: "small")
             let created = Locked<[String]>([])

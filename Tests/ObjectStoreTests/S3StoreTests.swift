@@ -141,7 +141,7 @@ struct S3FaultTests {
         try withTemporaryDirectory { dir in
             let bytes = testBytes(2 * (5 << 20) + 4321, seed: 11)
             let path = try writeFile(bytes, in: dir)
-            let uploader = try MultipartUploader(store: store, partSize: 5 << 20, concurrency: 4)
+            let uploader = MultipartUploader(store: store, partSize: 5 << 20, concurrency: 4)
             let parts = Locked<[UploadedPart]>([])
             _ = try uploader.upload(file: path, key: "sum/\(checksum.rawValue)", metadata: [:], onUploadCreated: { _ in },
                                     onPartUploaded: { part in parts.withLock { $0.append(part) } })
@@ -202,7 +202,7 @@ struct S3FaultTests {
         try withTemporaryDirectory { dir in
             let bytes = testBytes(2 * (5 << 20) + 99, seed: 12)
             let path = try writeFile(bytes, in: dir)
-            let uploader = try MultipartUploader(store: store, partSize: 5 << 20, concurrency: 4)
+            let uploader = MultipartUploader(store: store, partSize: 5 << 20, concurrency: 4)
             _ = try uploader.upload(file: path, key: "retry/obj", metadata: ["k": "v"], onUploadCreated: { _ in },
                                     onPartUploaded: { _ in })
             #expect(try store.getObject(key: "retry/obj", range: nil) == bytes)
