@@ -52,7 +52,7 @@ public final class MockCluster: @unchecked Sendable {
         // The hosting handle never connects anywhere; silence its own logging.
         _ = rd_kafka_conf_set(conf, "log_level", "3", &errstr, errstr.count)
         guard let rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, &errstr, errstr.count) else {
-            throw MockClusterError(operation: "rd_kafka_new", message: String(cString: errstr))
+            throw MockClusterError(operation: "rd_kafka_new", message: String(nulTerminated: errstr))
         }
         guard let mc = rd_kafka_mock_cluster_new(rk, Int32(brokers)) else {
             rd_kafka_destroy(rk)
@@ -130,5 +130,12 @@ public final class MockCluster: @unchecked Sendable {
         guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
             throw MockClusterError(operation: op, message: String(cString: rd_kafka_err2str(err)))
         }
+    }
+}
+
+extension String {
+    /// Decodes a NUL-terminated C buffer (librdkafka's `errstr`) as UTF-8.
+    init(nulTerminated buffer: [CChar]) {
+        self.init(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }

@@ -17,6 +17,7 @@ public struct LocalStack: Sendable {
 
     public struct NotRunning: Error, CustomStringConvertible {
         public let description: String
+        public init(description: String) { self.description = description }
     }
 
     /// The package root (the directory holding Package.swift).

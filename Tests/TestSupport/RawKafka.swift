@@ -14,7 +14,7 @@ public enum RawKafka {
         var errstr = [CChar](repeating: 0, count: 512)
         for (k, v) in props where rd_kafka_conf_set(conf, k, v, &errstr, errstr.count) != RD_KAFKA_CONF_OK {
             rd_kafka_conf_destroy(conf)
-            throw Failure(description: "config \(k)=\(v): \(String(cString: errstr))")
+            throw Failure(description: "config \(k)=\(v): \(String(nulTerminated: errstr))")
         }
         return conf
     }
@@ -27,7 +27,7 @@ public enum RawKafka {
         ])
         var errstr = [CChar](repeating: 0, count: 512)
         guard let rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, &errstr, errstr.count) else {
-            throw Failure(description: "producer: \(String(cString: errstr))")
+            throw Failure(description: "producer: \(String(nulTerminated: errstr))")
         }
         defer { rd_kafka_destroy(rk) }
         guard let rkt = rd_kafka_topic_new(rk, topic, nil) else { throw Failure(description: "topic handle") }
@@ -60,6 +60,12 @@ public enum RawKafka {
         public let partition: Int32
         public let offset: Int64
         public let value: String
+
+        public init(partition: Int32, offset: Int64, value: String) {
+            self.partition = partition
+            self.offset = offset
+            self.value = value
+        }
     }
 
     /// A consumer-group member with auto-commit off; commits only when asked.
@@ -75,7 +81,7 @@ public enum RawKafka {
             ])
             var errstr = [CChar](repeating: 0, count: 512)
             guard let rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, &errstr, errstr.count) else {
-                throw Failure(description: "consumer: \(String(cString: errstr))")
+                throw Failure(description: "consumer: \(String(nulTerminated: errstr))")
             }
             self.rk = rk
             rd_kafka_poll_set_consumer(rk)
@@ -124,5 +130,12 @@ public enum RawKafka {
             rd_kafka_consumer_close(rk)
             rd_kafka_destroy(rk)
         }
+    }
+}
+
+extension String {
+    /// Decodes a NUL-terminated C buffer (librdkafka's `errstr`) as UTF-8.
+    init(nulTerminated buffer: [CChar]) {
+        self.init(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }

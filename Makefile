@@ -1,0 +1,59 @@
+# Tidemark: build, test, demo and benchmark entry points. See README.md.
+SHELL := /bin/bash
+SWIFT   ?= swift
+PREFIX  ?= /usr/local
+# `make test` runs its own stack in .stack-test/ so it never disturbs a stack started by hand
+# (tools/stack up) or by `make demo` in .stack/.
+TEST_STACK_DIR ?= $(CURDIR)/.stack-test
+EXECUTABLES := etl-engine etl-devbroker
+
+.PHONY: all deps build test demo bench bench-parquet clean install stack-up stack-down
+
+all: build
+
+# Installs missing system packages and Python test peers (tools/install-deps); a no-op when
+# everything is present.
+deps:
+	@tools/install-deps --check >/dev/null 2>&1 || tools/install-deps
+
+build: deps
+	$(SWIFT) build -c release
+
+# Builds everything (failing on any compiler warning from project code), brings the local
+# stack up, runs every test (unit + integration) and brings the stack down again.
+test: deps
+	@mkdir -p .build
+	@$(SWIFT) build --build-tests 2>&1 | tee .build/test-build.log; test $${PIPESTATUS[0]} -eq 0
+	@if grep -E "^$(CURDIR)/(Sources|Tests)/[^:]+:[0-9]+:[0-9]+: warning:" .build/test-build.log; then \
+		echo "make test: compiler warnings in project code (listed above)"; exit 1; fi
+	@TIDEMARK_STACK_DIR=$(TEST_STACK_DIR) TIDEMARK_DEVBROKER=$$($(SWIFT) build --show-bin-path)/etl-devbroker \
+		tools/with-stack $(SWIFT) test --skip-build
+
+# The pipeline end to end on local defaults: stack up, synthetic logs into Kafka, etl-engine into
+# a file:// sink (DEMO_SINK=s3 for moto), a DuckDB query over the output, stack down.
+demo: deps
+	@tools/demo
+
+# Benchmarks (not tests): results and the commands behind them are in docs/benchmarks.md.
+bench: bench-parquet
+
+bench-parquet: deps
+	python3 bench/parquet_bench.py --runs 5
+
+stack-up:
+	tools/stack up
+
+stack-down:
+	tools/stack down
+
+install: build
+	@mkdir -p $(DESTDIR)$(PREFIX)/bin
+	@for e in $(EXECUTABLES); do \
+		install -m 0755 "$$($(SWIFT) build -c release --show-bin-path)/$$e" "$(DESTDIR)$(PREFIX)/bin/$$e"; \
+		echo "installed $(DESTDIR)$(PREFIX)/bin/$$e"; done
+
+clean:
+	-tools/stack down
+	-TIDEMARK_STACK_DIR=$(TEST_STACK_DIR) tools/stack down
+	-TIDEMARK_STACK_DIR=$(CURDIR)/.stack-demo tools/stack down
+	rm -rf .build .stack .stack-test .stack-demo demo-output

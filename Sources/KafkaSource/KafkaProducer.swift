@@ -1,0 +1,215 @@
+import CRdKafka
+import Logging
+
+/// Delivery-report state of a producer; only touched inside `rd_kafka_poll`/`rd_kafka_flush`
+/// on the producer's owning thread (librdkafka serves `dr_msg_cb` from those calls).
+final class ProducerCallbackContext: ClientCallbackContext {
+    var delivered = 0
+    var failed = 0
+    var firstFailure: KafkaError?
+}
+
+/// An idempotent Kafka producer (`enable.idempotence=true`, `acks=all`), for `etl-produce`
+/// and tests.
+///
+/// Threading: used from one thread, like ``KafkaConsumer``; delivery reports are served inside
+/// ``send(topic:partition:key:value:headers:)`` and ``flush(timeout:)`` on that thread. Not `Sendable`.
+public final class KafkaProducer {
+    private var handle: OpaquePointer?
+    private let context: ProducerCallbackContext
+    private let contextRef: Unmanaged<ProducerCallbackContext>
+    private let bootstrapServers: String
+    private let properties: [String: String]
+    private let logger: Logger
+
+    /// Creates the producer.
+    /// - Parameters:
+    ///   - properties: extra librdkafka properties (`linger.ms`, `compression.type`, security...).
+    ///     `enable.idempotence` and `acks` are forced to `true` and `all`.
+    /// - Throws: ``KafkaError`` with librdkafka's text for an invalid property.
+    public init(bootstrapServers: String, properties: [String: String] = [:], logger: Logger) throws {
+        for key in ["enable.idempotence", "acks"] where properties[key] != nil {
+            throw KafkaError(code: .invalidArgument, message: "\(key) is forced by KafkaProducer and cannot be set",
+                             operation: "configure \(key)")
+        }
+        var all = properties.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+        all += [("bootstrap.servers", bootstrapServers), ("enable.idempotence", "true"), ("acks", "all")]
+        let conf = try makeRDKafkaConf(all)
+        let context = ProducerCallbackContext(logger: logger)
+        let ref = Unmanaged.passRetained(context)
+        rd_kafka_conf_set_opaque(conf, ref.toOpaque())
+        installLogCallback(conf)
+        rd_kafka_conf_set_dr_msg_cb(conf) { _, message, opaque in
+            guard let message, let opaque else { return }
+            let context = Unmanaged<ProducerCallbackContext>.fromOpaque(opaque).takeUnretainedValue()
+            let m = message.pointee
+            if m.err == RD_KAFKA_RESP_ERR_NO_ERROR {
+                context.delivered += 1
+            } else {
+                context.failed += 1
+                if context.firstFailure == nil {
+                    let topic = m.rkt.map { String(cString: rd_kafka_topic_name($0)) }
+                    context.firstFailure = KafkaError(m.err, operation: "deliver", topic: topic, partition: m.partition)
+                }
+            }
+        }
+        let rk: OpaquePointer
+        do {
+            rk = try makeRDKafkaHandle(RD_KAFKA_PRODUCER, conf)
+        } catch {
+            ref.release()
+            throw error
+        }
+        self.handle = rk
+        self.context = context
+        self.contextRef = ref
+        self.bootstrapServers = bootstrapServers
+        self.properties = properties
+        self.logger = logger
+    }
+
+    deinit { close() }
+
+    private func live(_ operation: String) throws(KafkaError) -> OpaquePointer {
+        guard let handle else {
+            throw KafkaError(code: .destroy, message: "the producer is closed", operation: operation)
+        }
+        return handle
+    }
+
+    /// Messages acknowledged by the broker so far.
+    public var deliveredCount: Int { context.delivered }
+
+    /// Enqueues one record (copied). Blocks, serving delivery reports, while librdkafka's queue is
+    /// full. `partition` nil lets librdkafka's partitioner choose (by key).
+    /// - Throws: ``KafkaError`` for an enqueue failure or an earlier delivery failure.
+    /// The corresponding C function is `rd_kafka_producev`.
+    public func send(topic: String, partition: Int32? = nil, key: [UInt8]? = nil, value: [UInt8],
+                     headers: [(String, [UInt8])] = []) throws {
+        let rk = try live("send")
+        if let failure = context.firstFailure { throw failure }
+        let hdrs: OpaquePointer? = headers.isEmpty ? nil : rd_kafka_headers_new(headers.count)
+        for (name, bytes) in headers {
+            _ = bytes.withUnsafeBytes { rd_kafka_header_add(hdrs, name, -1, $0.baseAddress, $0.count) }
+        }
+        while true {
+            let error: OpaquePointer? = value.withUnsafeBytes { v in
+                (key ?? []).withUnsafeBytes { k in
+                    topic.withCString { t in
+                        var vus: [rd_kafka_vu_t] = [
+                            vu(RD_KAFKA_VTYPE_TOPIC) { $0.cstr = t },
+                            vu(RD_KAFKA_VTYPE_PARTITION) { $0.i32 = partition ?? -1 },  // RD_KAFKA_PARTITION_UA
+                            vu(RD_KAFKA_VTYPE_VALUE) { $0.mem.ptr = UnsafeMutableRawPointer(mutating: v.baseAddress); $0.mem.size = v.count },
+                            vu(RD_KAFKA_VTYPE_MSGFLAGS) { $0.i = RD_KAFKA_MSG_F_COPY },
+                        ]
+                        if key != nil {
+                            vus.append(vu(RD_KAFKA_VTYPE_KEY) { $0.mem.ptr = UnsafeMutableRawPointer(mutating: k.baseAddress); $0.mem.size = k.count })
+                        }
+                        if let hdrs { vus.append(vu(RD_KAFKA_VTYPE_HEADERS) { $0.headers = hdrs }) }
+                        return rd_kafka_produceva(rk, &vus, vus.count)
+                    }
+                }
+            }
+            guard let error else { break }  // on success librdkafka owns the headers
+            let code = rd_kafka_error_code(error)
+            if code == RD_KAFKA_RESP_ERR__QUEUE_FULL {
+                rd_kafka_error_destroy(error)
+                rd_kafka_poll(rk, 100)
+                continue
+            }
+            if let hdrs { rd_kafka_headers_destroy(hdrs) }
+            var e = KafkaError(consuming: error, operation: "send")
+            e.topic = topic
+            e.partition = partition
+            throw e
+        }
+        rd_kafka_poll(rk, 0)
+    }
+
+    private func vu(_ type: rd_kafka_vtype_t, _ set: (inout rd_kafka_vu_t.__Unnamed_union_u) -> Void) -> rd_kafka_vu_t {
+        var v = rd_kafka_vu_t()
+        v.vtype = type
+        set(&v.u)
+        return v
+    }
+
+    /// Waits until every enqueued record is acknowledged or `timeout` passes.
+    /// - Throws: ``KafkaError`` `timedOut` with the number still in flight, or the first delivery failure.
+    /// The corresponding C function is `rd_kafka_flush`.
+    public func flush(timeout: Duration) throws {
+        let rk = try live("flush")
+        let err = rd_kafka_flush(rk, timeout.milliseconds)
+        if let failure = context.firstFailure { throw failure }
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR {
+            var e = KafkaError(err, operation: "flush")
+            e.message += " (\(rd_kafka_outq_len(rk)) messages or requests still in flight)"
+            throw e
+        }
+        if let fatal = KafkaError.fatal(rk, operation: "flush") { throw fatal }
+    }
+
+    /// Destroys the producer (records not yet flushed are dropped after librdkafka's own timeout).
+    /// Idempotent. The corresponding C function is `rd_kafka_destroy`.
+    public func close() {
+        guard let rk = handle else { return }
+        handle = nil
+        rd_kafka_destroy(rk)
+        contextRef.release()
+    }
+
+    /// Reads the last `count` records of a partition (fewer if the partition holds fewer), in
+    /// offset order, for the producer's resume rule: queries the watermarks, then reads
+    /// `[high - count, high)` with a temporary group-less consumer (`rd_kafka_assign`, no commits).
+    /// - Throws: ``KafkaError`` when the watermarks cannot be read or the records do not all
+    ///   arrive within `timeout`.
+    public func lastMessages(topic: String, partition: Int32, count: Int, timeout: Duration) throws -> [KafkaMessage] {
+        let deadline = ContinuousClock.now.advanced(by: timeout)
+        var props = properties.filter { !["linger.ms", "compression.type", "batch.num.messages"].contains($0.key) }
+        props["bootstrap.servers"] = bootstrapServers
+        props["enable.auto.commit"] = "false"
+        props["enable.partition.eof"] = "true"
+        props["isolation.level"] = "read_committed"
+        let conf = try makeRDKafkaConf(props.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
+        let context = ClientCallbackContext(logger: logger)
+        let ref = Unmanaged.passRetained(context)
+        defer { ref.release() }
+        rd_kafka_conf_set_opaque(conf, ref.toOpaque())
+        installLogCallback(conf)
+        let rk = try makeRDKafkaHandle(RD_KAFKA_CONSUMER, conf)
+        defer {
+            rd_kafka_consumer_close(rk)
+            rd_kafka_destroy(rk)
+        }
+        rd_kafka_poll_set_consumer(rk)
+        var low: Int64 = 0
+        var high: Int64 = 0
+        try KafkaError.check(
+            rd_kafka_query_watermark_offsets(rk, topic, partition, &low, &high,
+                                             ContinuousClock.now.duration(to: deadline).milliseconds),
+            "watermarks", topic: topic, partition: partition)
+        let start = max(low, high - Int64(count))
+        guard start < high else { return [] }
+        let list = RDKafkaTopicPartitionList([TopicPartition(topic: topic, partition: partition)], offset: start)
+        try KafkaError.check(list.withListPointer { rd_kafka_assign(rk, $0) }, "assign", topic: topic, partition: partition)
+        var out: [KafkaMessage] = []
+        while out.last.map({ $0.offset + 1 < high }) ?? true {
+            let left = ContinuousClock.now.duration(to: deadline)
+            guard left > .zero else {
+                throw KafkaError(code: .timedOut, message: "read \(out.count) of the last \(high - start) records",
+                                 operation: "read last messages", topic: topic, partition: partition)
+            }
+            guard let message = rd_kafka_consumer_poll(rk, min(left.milliseconds, 200)) else { continue }
+            defer { rd_kafka_message_destroy(message) }
+            switch message.pointee.err {
+            case RD_KAFKA_RESP_ERR_NO_ERROR:
+                out.append(KafkaMessageView(message, topic: topic).makeMessage())
+            case RD_KAFKA_RESP_ERR__PARTITION_EOF:
+                // Reached the end before `high`: records below high may be transaction markers.
+                if message.pointee.offset >= high { return out }
+            default:
+                throw KafkaError(message.pointee.err, operation: "read last messages", topic: topic, partition: partition)
+            }
+        }
+        return out
+    }
+}

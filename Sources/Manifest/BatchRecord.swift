@@ -1,0 +1,121 @@
+import Foundation
+
+/// One batch as the manifest records it: a contiguous offset range of one partition and the
+/// files and object that hold it. See docs/protocol.md.
+public struct BatchRecord: Sendable, Equatable {
+    public var id: Int64
+    public var topic: String
+    public var partition: Int32
+    /// First offset of the batch (inclusive).
+    public var startOffset: Int64
+    /// Last offset of the batch (inclusive). The Kafka commit position after it is `end + 1`.
+    public var endOffset: Int64
+    /// Records that parsed, in the Parquet object.
+    public var goodCount: Int64
+    /// Records that did not parse, in the dead-letter object.
+    public var rejectedCount: Int64
+    /// The object key of the Parquet object (the batch's commit point).
+    public var objectKey: String
+    /// The dead-letter object key, when `rejectedCount > 0`.
+    public var rejectedKey: String?
+    /// The staged Parquet file.
+    public var filePath: String
+    /// Lower-case hex SHA-256 of the staged Parquet file.
+    public var fileSHA256: String
+    public var fileSize: Int64
+    /// The staged dead-letter (JSON lines) file, when `rejectedCount > 0`.
+    public var rejectedPath: String?
+    public var rejectedSHA256: String?
+    public var rejectedSize: Int64?
+    public var state: BatchState
+    /// The multipart upload id, once created.
+    public var uploadID: String?
+    /// The object's ETag, once uploaded.
+    public var etag: String?
+    /// Why the batch is ABANDONED or SUPERSEDED, or other operator-facing detail.
+    public var note: String?
+    public var createdAt: Date
+    public var updatedAt: Date
+
+    /// Offsets covered: `end - start + 1` (equals good + rejected).
+    public var recordCount: Int64 { endOffset - startOffset + 1 }
+
+    /// `topic[partition] start...end`, for logs and errors.
+    public var rangeDescription: String { "\(topic)[\(partition)] \(startOffset)...\(endOffset)" }
+}
+
+/// The facts of a batch that has just been staged (everything but its id, state and times).
+public struct NewBatch: Sendable, Equatable {
+    public var topic: String
+    public var partition: Int32
+    public var startOffset: Int64
+    public var endOffset: Int64
+    public var goodCount: Int64
+    public var rejectedCount: Int64
+    public var objectKey: String
+    public var rejectedKey: String?
+    public var filePath: String
+    public var fileSHA256: String
+    public var fileSize: Int64
+    public var rejectedPath: String?
+    public var rejectedSHA256: String?
+    public var rejectedSize: Int64?
+
+    public init(topic: String, partition: Int32, startOffset: Int64, endOffset: Int64,
+                goodCount: Int64, rejectedCount: Int64, objectKey: String, rejectedKey: String?,
+                filePath: String, fileSHA256: String, fileSize: Int64,
+                rejectedPath: String? = nil, rejectedSHA256: String? = nil, rejectedSize: Int64? = nil) {
+        self.topic = topic
+        self.partition = partition
+        self.startOffset = startOffset
+        self.endOffset = endOffset
+        self.goodCount = goodCount
+        self.rejectedCount = rejectedCount
+        self.objectKey = objectKey
+        self.rejectedKey = rejectedKey
+        self.filePath = filePath
+        self.fileSHA256 = fileSHA256
+        self.fileSize = fileSize
+        self.rejectedPath = rejectedPath
+        self.rejectedSHA256 = rejectedSHA256
+        self.rejectedSize = rejectedSize
+    }
+}
+
+/// One uploaded part of a batch's multipart upload.
+public struct PartRecord: Sendable, Equatable {
+    public var partNumber: Int
+    public var size: Int64
+    /// The checksum sent with the part (base64), verified by the server.
+    public var checksum: String?
+    public var etag: String
+
+    public init(partNumber: Int, size: Int64, checksum: String?, etag: String) {
+        self.partNumber = partNumber
+        self.size = size
+        self.checksum = checksum
+        self.etag = etag
+    }
+}
+
+/// Fields a transition may set alongside the new state.
+public struct BatchChanges: Sendable {
+    public var uploadID: String??
+    public var etag: String??
+    public var note: String??
+
+    public init(uploadID: String?? = nil, etag: String?? = nil, note: String?? = nil) {
+        self.uploadID = uploadID
+        self.etag = etag
+        self.note = note
+    }
+}
+
+/// One line of the manifest's event log (every state change and every recovery action).
+public struct ManifestEvent: Sendable, Equatable {
+    public var id: Int64
+    public var at: Date
+    public var batchID: Int64?
+    public var kind: String
+    public var detail: String
+}

@@ -1,0 +1,415 @@
+import Foundation
+import GRDB
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The write-ahead manifest: a SQLite database (through GRDB) in WAL mode with
+/// `synchronous=FULL`, so a committed transaction survives a power cut.
+///
+/// One process at a time: ``open(path:)`` takes an exclusive `flock` on `<path>.lock` (holding
+/// the owner's PID) and fails fast with ``ManifestError/locked(path:holderPID:)`` otherwise.
+/// The database and lock file are created 0600 in a directory created 0700.
+///
+/// Thread safety: every method may be called from any thread; GRDB serialises writes.
+public final class Manifest: @unchecked Sendable {
+    // @unchecked Sendable: `pool` is a thread-safe GRDB DatabasePool; `lockFD` is written only
+    // in init and close(), which the owner calls once when no other call is in flight.
+    private let pool: DatabasePool
+    private var lockFD: Int32
+    /// The database file.
+    public let path: String
+
+    /// Opens (creating if needed) the manifest at `path`: lock, migrate, `PRAGMA quick_check`.
+    ///
+    /// - Throws: ``ManifestError`` naming the path: locked by another process (with its PID),
+    ///   corrupt, or not creatable (e.g. a read-only directory).
+    public static func open(path: String) throws -> Manifest {
+        try Manifest(path: path)
+    }
+
+    /// Opens an existing manifest for reading only, without the exclusive lock, so that
+    /// `etl-audit` can run beside a live engine (SQLite WAL readers see the last committed
+    /// transaction). Writes through the returned object fail.
+    public static func openReadOnly(path: String) throws -> Manifest {
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw ManifestError.cannotOpen(path: path, reason: "no such file")
+        }
+        var config = Configuration()
+        config.readonly = true
+        config.busyMode = .timeout(10)
+        do {
+            let pool = try DatabasePool(path: path, configuration: config)
+            return Manifest(pool: pool, path: path)
+        } catch {
+            throw ManifestError.cannotOpen(path: path, reason: "\(error)")
+        }
+    }
+
+    private init(pool: DatabasePool, path: String) {
+        self.pool = pool
+        self.path = path
+        self.lockFD = -1
+    }
+
+    private init(path: String) throws {
+        self.path = path
+        let dir = (path as NSString).deletingLastPathComponent
+        if !dir.isEmpty && !FileManager.default.fileExists(atPath: dir) {
+            do {
+                try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true,
+                                                        attributes: [.posixPermissions: 0o700])
+            } catch {
+                throw ManifestError.cannotOpen(path: path, reason: "cannot create directory \(dir): \(error.localizedDescription)")
+            }
+        }
+        lockFD = try Self.acquireLock(path: path + ".lock", manifest: path)
+        do {
+            // Create the file 0600 before SQLite does (SQLite would use the umask).
+            let fd = Glibc.open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0o600)
+            guard fd >= 0 else {
+                throw ManifestError.cannotOpen(path: path, reason: String(cString: strerror(errno)))
+            }
+            Glibc.close(fd)
+            var config = Configuration()
+            config.busyMode = .timeout(10)
+            config.prepareDatabase { db in
+                try db.execute(sql: "PRAGMA synchronous = FULL")
+                try db.execute(sql: "PRAGMA foreign_keys = ON")
+            }
+            do {
+                pool = try DatabasePool(path: path, configuration: config)
+            } catch {
+                throw ManifestError.cannotOpen(path: path, reason: "\(error)")
+            }
+            let check = try Self.wrap(path) { try pool.read { db in try String.fetchAll(db, sql: "PRAGMA quick_check") } }
+            guard check == ["ok"] else {
+                throw ManifestError.corrupt(path: path, detail: check.prefix(5).joined(separator: "; "))
+            }
+            try Self.wrap(path) { try Self.migrator.migrate(pool) }
+        } catch {
+            Glibc.close(lockFD)
+            throw error
+        }
+    }
+
+    deinit {
+        if lockFD >= 0 { Glibc.close(lockFD) }
+    }
+
+    /// Releases the lock. The manifest must not be used afterwards.
+    public func close() {
+        try? pool.close()
+        if lockFD >= 0 { Glibc.close(lockFD) }
+        lockFD = -1
+    }
+
+    // MARK: Locking
+
+    private static func acquireLock(path: String, manifest: String) throws -> Int32 {
+        let fd = Glibc.open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0o600)
+        guard fd >= 0 else {
+            throw ManifestError.cannotOpen(path: manifest, reason: "lock file \(path): \(String(cString: strerror(errno)))")
+        }
+        if flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            let holder = (try? String(contentsOfFile: path, encoding: .utf8))
+                .flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+            Glibc.close(fd)
+            throw ManifestError.locked(path: manifest, holderPID: holder)
+        }
+        let pid = "\(getpid())\n"
+        _ = ftruncate(fd, 0)
+        _ = pid.withCString { pwrite(fd, $0, strlen($0), 0) }
+        return fd
+    }
+
+    /// The PID written in the lock file of the manifest at `path` when a live process holds it,
+    /// else nil. Does not take the lock.
+    public static func lockHolder(path: String) -> Int32? {
+        let lock = path + ".lock"
+        let fd = Glibc.open(lock, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { Glibc.close(fd) }
+        if flock(fd, LOCK_SH | LOCK_NB) == 0 {
+            flock(fd, LOCK_UN)
+            return nil
+        }
+        return (try? String(contentsOfFile: lock, encoding: .utf8))
+            .flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+    }
+
+    // MARK: Schema (migrations as code)
+
+    private static var migrator: DatabaseMigrator {
+        var m = DatabaseMigrator()
+        m.registerMigration("v1: batches, parts, events") { db in
+            try db.execute(sql: """
+                CREATE TABLE batches (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    topic TEXT NOT NULL,
+                    partition INTEGER NOT NULL,
+                    start_offset INTEGER NOT NULL,
+                    end_offset INTEGER NOT NULL CHECK (end_offset >= start_offset),
+                    good_count INTEGER NOT NULL,
+                    rejected_count INTEGER NOT NULL,
+                    object_key TEXT NOT NULL,
+                    rejected_key TEXT,
+                    file_path TEXT NOT NULL,
+                    file_sha256 TEXT NOT NULL,
+                    file_size INTEGER NOT NULL,
+                    rejected_path TEXT,
+                    rejected_sha256 TEXT,
+                    rejected_size INTEGER,
+                    state TEXT NOT NULL CHECK (state IN ('STAGED','UPLOADING','UPLOADED','COMMITTED','ABANDONED','SUPERSEDED')),
+                    upload_id TEXT,
+                    etag TEXT,
+                    note TEXT,
+                    created_at REAL NOT NULL,
+                    updated_at REAL NOT NULL,
+                    CHECK (good_count + rejected_count = end_offset - start_offset + 1)
+                );
+                CREATE INDEX batches_by_partition ON batches (topic, partition, start_offset);
+                CREATE INDEX batches_by_state ON batches (state);
+                CREATE TABLE parts (
+                    batch_id INTEGER NOT NULL REFERENCES batches(id) ON DELETE CASCADE,
+                    upload_id TEXT NOT NULL,
+                    part_number INTEGER NOT NULL,
+                    size INTEGER NOT NULL,
+                    checksum TEXT,
+                    etag TEXT NOT NULL,
+                    PRIMARY KEY (batch_id, upload_id, part_number)
+                );
+                CREATE TABLE events (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    at REAL NOT NULL,
+                    batch_id INTEGER,
+                    kind TEXT NOT NULL,
+                    detail TEXT NOT NULL
+                );
+                """)
+        }
+        return m
+    }
+
+    // MARK: Writes
+
+    /// Records a freshly staged batch (state STAGED) and returns its id. Refuses a range that
+    /// overlaps a live (not ABANDONED/SUPERSEDED) batch of the same partition.
+    @discardableResult
+    public func insertStaged(_ b: NewBatch) throws -> Int64 {
+        try wrap {
+            try pool.write { db in
+                if let existing = try Int64.fetchOne(db, sql: """
+                    SELECT id FROM batches WHERE topic = ? AND partition = ?
+                      AND state NOT IN ('ABANDONED','SUPERSEDED')
+                      AND start_offset <= ? AND end_offset >= ? LIMIT 1
+                    """, arguments: [b.topic, b.partition, b.endOffset, b.startOffset]) {
+                    throw ManifestError.overlap(topic: b.topic, partition: b.partition,
+                                                start: b.startOffset, end: b.endOffset, existingBatchID: existing)
+                }
+                let now = Date().timeIntervalSince1970
+                try db.execute(sql: """
+                    INSERT INTO batches (topic, partition, start_offset, end_offset, good_count, rejected_count,
+                      object_key, rejected_key, file_path, file_sha256, file_size, rejected_path, rejected_sha256,
+                      rejected_size, state, created_at, updated_at)
+                    VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,'STAGED',?,?)
+                    """, arguments: [b.topic, b.partition, b.startOffset, b.endOffset, b.goodCount, b.rejectedCount,
+                                     b.objectKey, b.rejectedKey, b.filePath, b.fileSHA256, b.fileSize,
+                                     b.rejectedPath, b.rejectedSHA256, b.rejectedSize, now, now])
+                let id = db.lastInsertedRowID
+                try Self.appendEvent(db, batchID: id, kind: "STAGED",
+                                     detail: "\(b.topic)[\(b.partition)] \(b.startOffset)...\(b.endOffset) -> \(b.objectKey)")
+                return id
+            }
+        }
+    }
+
+    /// Moves a batch from `from` to `to` (checked against ``BatchState/canTransition(to:)``) and
+    /// applies `changes`, in one transaction with an event-log line. When `to == .uploading`
+    /// with a new upload id, the parts recorded for older upload ids are kept for history.
+    public func transition(batchID: Int64, from: BatchState, to: BatchState,
+                           changes: BatchChanges = BatchChanges(), event: String? = nil) throws {
+        guard from.canTransition(to: to) else {
+            throw ManifestError.illegalTransition(batchID: batchID, from: from, to: to)
+        }
+        try wrap {
+            try pool.write { db in
+                guard let raw = try String.fetchOne(db, sql: "SELECT state FROM batches WHERE id = ?", arguments: [batchID]) else {
+                    throw ManifestError.noSuchBatch(batchID)
+                }
+                let actual = BatchState(rawValue: raw) ?? .abandoned
+                guard actual == from else {
+                    throw ManifestError.stateMismatch(batchID: batchID, expected: from, actual: actual)
+                }
+                var sets = ["state = ?", "updated_at = ?"]
+                var args: [(any DatabaseValueConvertible)?] = [to.rawValue, Date().timeIntervalSince1970]
+                if let v = changes.uploadID { sets.append("upload_id = ?"); args.append(v) }
+                if let v = changes.etag { sets.append("etag = ?"); args.append(v) }
+                if let v = changes.note { sets.append("note = ?"); args.append(v) }
+                args.append(batchID)
+                try db.execute(sql: "UPDATE batches SET \(sets.joined(separator: ", ")) WHERE id = ?",
+                               arguments: StatementArguments(args))
+                try Self.appendEvent(db, batchID: batchID, kind: "\(from)->\(to)", detail: event ?? "")
+            }
+        }
+    }
+
+    /// Records one uploaded part of the batch's current upload (idempotent per part number).
+    public func recordPart(batchID: Int64, uploadID: String, _ part: PartRecord) throws {
+        try wrap {
+            try pool.write { db in
+                try db.execute(sql: """
+                    INSERT OR REPLACE INTO parts (batch_id, upload_id, part_number, size, checksum, etag)
+                    VALUES (?,?,?,?,?,?)
+                    """, arguments: [batchID, uploadID, part.partNumber, part.size, part.checksum, part.etag])
+            }
+        }
+    }
+
+    /// Appends a line to the event log (recovery actions, operator-visible decisions).
+    public func logEvent(batchID: Int64?, kind: String, detail: String) throws {
+        try wrap { try pool.write { db in try Self.appendEvent(db, batchID: batchID, kind: kind, detail: detail) } }
+    }
+
+    /// Deletes COMMITTED, ABANDONED and SUPERSEDED batches last updated before `date`, with
+    /// their parts. Returns how many batches were removed.
+    @discardableResult
+    public func prune(finalBefore date: Date) throws -> Int {
+        try wrap {
+            try pool.write { db in
+                try db.execute(sql: """
+                    DELETE FROM batches WHERE state IN ('COMMITTED','ABANDONED','SUPERSEDED') AND updated_at < ?
+                    """, arguments: [date.timeIntervalSince1970])
+                let n = db.changesCount
+                try Self.appendEvent(db, batchID: nil, kind: "PRUNE", detail: "\(n) final batches before \(date)")
+                return n
+            }
+        }
+    }
+
+    // MARK: Reads
+
+    /// One batch by id.
+    public func batch(id: Int64) throws -> BatchRecord? {
+        try wrap { try pool.read { db in try Row.fetchOne(db, sql: "SELECT * FROM batches WHERE id = ?", arguments: [id]).map(Self.batch(from:)) } }
+    }
+
+    /// Batches, optionally filtered, ordered by topic, partition, start offset.
+    public func batches(topic: String? = nil, partition: Int32? = nil, states: [BatchState]? = nil,
+                        updatedSince: Date? = nil) throws -> [BatchRecord] {
+        var clauses: [String] = []
+        var args: [(any DatabaseValueConvertible)?] = []
+        if let topic { clauses.append("topic = ?"); args.append(topic) }
+        if let partition { clauses.append("partition = ?"); args.append(partition) }
+        if let states {
+            clauses.append("state IN (\(states.map { _ in "?" }.joined(separator: ",")))")
+            args.append(contentsOf: states.map { $0.rawValue })
+        }
+        if let updatedSince { clauses.append("updated_at >= ?"); args.append(updatedSince.timeIntervalSince1970) }
+        let whereSQL = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
+        return try wrap {
+            try pool.read { db in
+                try Row.fetchAll(db, sql: "SELECT * FROM batches \(whereSQL) ORDER BY topic, partition, start_offset, id",
+                                 arguments: StatementArguments(args)).map(Self.batch(from:))
+            }
+        }
+    }
+
+    /// Batches not in a final state (STAGED, UPLOADING, UPLOADED): the work recovery finishes.
+    public func unfinishedBatches(topic: String? = nil, partition: Int32? = nil) throws -> [BatchRecord] {
+        try batches(topic: topic, partition: partition, states: [.staged, .uploading, .uploaded])
+    }
+
+    /// The end offset of the last batch of the partition whose object is known to exist
+    /// (UPLOADED or COMMITTED), or nil.
+    public func lastDeliveredEnd(topic: String, partition: Int32) throws -> Int64? {
+        try wrap {
+            try pool.read { db in
+                try Int64.fetchOne(db, sql: """
+                    SELECT max(end_offset) FROM batches WHERE topic = ? AND partition = ? AND state IN ('UPLOADED','COMMITTED')
+                    """, arguments: [topic, partition])
+            }
+        }
+    }
+
+    /// Parts recorded for the batch's upload `uploadID`, by part number.
+    public func parts(batchID: Int64, uploadID: String) throws -> [PartRecord] {
+        try wrap {
+            try pool.read { db in
+                try Row.fetchAll(db, sql: """
+                    SELECT * FROM parts WHERE batch_id = ? AND upload_id = ? ORDER BY part_number
+                    """, arguments: [batchID, uploadID]).map {
+                    PartRecord(partNumber: $0["part_number"], size: $0["size"], checksum: $0["checksum"], etag: $0["etag"])
+                }
+            }
+        }
+    }
+
+    /// The event log, oldest first, optionally for one batch.
+    public func events(batchID: Int64? = nil, limit: Int = 10_000) throws -> [ManifestEvent] {
+        try wrap {
+            try pool.read { db in
+                let rows: [Row]
+                if let batchID {
+                    rows = try Row.fetchAll(db, sql: "SELECT * FROM events WHERE batch_id = ? ORDER BY id LIMIT ?", arguments: [batchID, limit])
+                } else {
+                    rows = try Row.fetchAll(db, sql: "SELECT * FROM events ORDER BY id LIMIT ?", arguments: [limit])
+                }
+                return rows.map {
+                    ManifestEvent(id: $0["id"], at: Date(timeIntervalSince1970: $0["at"]), batchID: $0["batch_id"],
+                                  kind: $0["kind"], detail: $0["detail"])
+                }
+            }
+        }
+    }
+
+    /// Number of batches in each state.
+    public func countsByState() throws -> [BatchState: Int] {
+        try wrap {
+            try pool.read { db in
+                var out: [BatchState: Int] = [:]
+                for row in try Row.fetchAll(db, sql: "SELECT state, count(*) AS n FROM batches GROUP BY state") {
+                    if let s = BatchState(rawValue: row["state"]) { out[s] = row["n"] }
+                }
+                return out
+            }
+        }
+    }
+
+    // MARK: Internals
+
+    private static func appendEvent(_ db: Database, batchID: Int64?, kind: String, detail: String) throws {
+        try db.execute(sql: "INSERT INTO events (at, batch_id, kind, detail) VALUES (?,?,?,?)",
+                       arguments: [Date().timeIntervalSince1970, batchID, kind, detail])
+    }
+
+    private static func batch(from row: Row) -> BatchRecord {
+        BatchRecord(
+            id: row["id"], topic: row["topic"], partition: row["partition"],
+            startOffset: row["start_offset"], endOffset: row["end_offset"],
+            goodCount: row["good_count"], rejectedCount: row["rejected_count"],
+            objectKey: row["object_key"], rejectedKey: row["rejected_key"],
+            filePath: row["file_path"], fileSHA256: row["file_sha256"], fileSize: row["file_size"],
+            rejectedPath: row["rejected_path"], rejectedSHA256: row["rejected_sha256"], rejectedSize: row["rejected_size"],
+            state: BatchState(rawValue: row["state"]) ?? .abandoned,
+            uploadID: row["upload_id"], etag: row["etag"], note: row["note"],
+            createdAt: Date(timeIntervalSince1970: row["created_at"]),
+            updatedAt: Date(timeIntervalSince1970: row["updated_at"]))
+    }
+
+    private func wrap<T>(_ body: () throws -> T) throws -> T { try Self.wrap(path, body) }
+
+    /// Turns GRDB's errors into ``ManifestError/database(path:message:)``; ours pass through.
+    private static func wrap<T>(_ path: String, _ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let error as ManifestError {
+            throw error
+        } catch let error as DatabaseError {
+            throw ManifestError.database(path: path, message: error.message ?? "\(error.resultCode)")
+        } catch {
+            throw ManifestError.database(path: path, message: "\(error)")
+        }
+    }
+}

@@ -1,0 +1,302 @@
+import Crypto
+import Foundation
+import KafkaSource
+import Logging
+import Manifest
+import ObjectStore
+import Parquet
+import Synchronization
+
+/// What `etl-audit` checks: the manifest, the objects under the sink prefix and Kafka's
+/// committed offsets must tell the same story (docs/operations.md, "Audit").
+public struct AuditOptions: Sendable {
+    /// Download every object: recompute its SHA-256, read its Parquet footer.
+    public var deep = false
+    /// Only batches updated within this long (nil: all).
+    public var since: Duration?
+    /// Only this topic-partition.
+    public var partition: TopicPartition?
+    /// Parallel requests.
+    public var concurrency = 8
+    /// Called with (done, total, bytes) while objects are checked.
+    public var progress: (@Sendable (Int, Int, Int64) -> Void)?
+    public init() {}
+}
+
+/// One disagreement between the manifest, the store and Kafka.
+public struct Discrepancy: Sendable, Equatable, Codable {
+    public enum Kind: String, Sendable, Codable, CaseIterable {
+        case missingObject = "missing_object"
+        case sizeMismatch = "size_mismatch"
+        case sha256Mismatch = "sha256_mismatch"
+        case unknownObject = "unknown_object"
+        case gap
+        case overlap
+        case offsetBehind = "offset_behind"
+        case offsetAhead = "offset_ahead"
+        case rejectedMissing = "rejected_missing"
+        case rejectedCountMismatch = "rejected_count_mismatch"
+        case contentSHA256Mismatch = "content_sha256_mismatch"
+        case rowCountMismatch = "row_count_mismatch"
+        case offsetStatsMismatch = "offset_stats_mismatch"
+        case unreadableParquet = "unreadable_parquet"
+    }
+    public var kind: Kind
+    public var key: String?
+    public var topic: String?
+    public var partition: Int32?
+    public var startOffset: Int64?
+    public var endOffset: Int64?
+    public var detail: String
+}
+
+/// The audit's result.
+public struct AuditReport: Sendable, Codable {
+    public var partitions = 0
+    public var batches = 0
+    public var objects = 0
+    public var bytes: Int64 = 0
+    public var records: Int64 = 0
+    public var rejectedRecords: Int64 = 0
+    public var deep = false
+    public var discrepancies: [Discrepancy] = []
+    public var counts: [String: Int] {
+        Dictionary(grouping: discrepancies, by: \.kind.rawValue).mapValues(\.count)
+    }
+    public var isConsistent: Bool { discrepancies.isEmpty }
+}
+
+/// Compares the manifest with the object store and Kafka. Read-only everywhere.
+public struct Auditor: Sendable {
+    let manifest: Manifest
+    let store: any ObjectStore
+    let layout: KeyLayout
+    let committed: [TopicPartition: Int64]
+    let options: AuditOptions
+
+    /// - Parameter committed: Kafka's committed offsets of the group, per partition.
+    public init(manifest: Manifest, store: any ObjectStore, layout: KeyLayout,
+                committed: [TopicPartition: Int64], options: AuditOptions) {
+        self.manifest = manifest
+        self.store = store
+        self.layout = layout
+        self.committed = committed
+        self.options = options
+    }
+
+    public func run() throws -> AuditReport {
+        var report = AuditReport()
+        report.deep = options.deep
+        var batches = try manifest.batches(topic: options.partition?.topic, partition: options.partition?.partition)
+        if let since = options.since {
+            let cutoff = Date().addingTimeInterval(-Double(since.components.seconds))
+            batches = batches.filter { $0.updatedAt >= cutoff }
+        }
+        let delivered = batches.filter { $0.state == .committed || $0.state == .uploaded }
+        report.batches = delivered.count
+        let byPartition = Dictionary(grouping: delivered) { TopicPartition(topic: $0.topic, partition: $0.partition) }
+        report.partitions = byPartition.count
+
+        // 1. List every object under each topic's prefix and the dead-letter prefix.
+        let topics = Set(batches.map(\.topic)).union(options.partition.map { [$0.topic] } ?? [])
+        var listed: [String: ObjectInfo] = [:]
+        for prefix in topics.map({ layout.topicPrefix($0) }) + [layout.rejectedPrefix] {
+            for o in try store.listAllObjects(prefix: prefix) { listed[o.key] = o }
+        }
+        if let tp = options.partition {
+            listed = listed.filter { $0.key.contains("/partition=\(tp.partition)/") && $0.key.contains("topic=\(tp.topic)/") }
+        }
+        let parquetKeys = listed.keys.filter { $0.hasSuffix(".parquet") }.sorted()
+        report.objects = listed.count
+        report.bytes = listed.values.reduce(0) { $0 + $1.size }
+
+        // 2. HEAD every Parquet object (metadata: start/end/sha256), in parallel.
+        let heads = try headAll(parquetKeys)
+        var issues: [Discrepancy] = []
+        let known = Dictionary(delivered.map { ($0.objectKey, $0) }, uniquingKeysWith: { a, b in a.id > b.id ? a : b })
+        let knownRejected = Set(delivered.compactMap(\.rejectedKey))
+
+        for b in delivered {
+            report.records += b.goodCount
+            report.rejectedRecords += b.rejectedCount
+            guard let o = listed[b.objectKey] else {
+                issues.append(d(.missingObject, b, "no object at the key the manifest records"))
+                continue
+            }
+            if o.size != b.fileSize {
+                issues.append(d(.sizeMismatch, b, "object has \(o.size) bytes, manifest \(b.fileSize)"))
+            }
+            if let h = heads[b.objectKey], h.metadata[BatchMetadataKey.sha256] != b.fileSHA256 {
+                issues.append(d(.sha256Mismatch, b, "object metadata sha256 \(h.metadata[BatchMetadataKey.sha256] ?? "none"), manifest \(b.fileSHA256)"))
+            }
+            if let rk = b.rejectedKey {
+                if listed[rk] == nil {
+                    issues.append(d(.rejectedMissing, b, "dead-letter object \(rk) is missing"))
+                } else if let h = heads[b.objectKey], h.metadata[BatchMetadataKey.rejected] != String(b.rejectedCount) {
+                    issues.append(d(.rejectedCountMismatch, b, "object says \(h.metadata[BatchMetadataKey.rejected] ?? "?") rejected, manifest \(b.rejectedCount)"))
+                }
+            }
+        }
+        for key in listed.keys.sorted() where known[key] == nil && !knownRejected.contains(key) {
+            var x = Discrepancy(kind: .unknownObject, key: key, detail: "object of \(listed[key]!.size) bytes that the manifest does not know")
+            if let h = heads[key] {
+                x.topic = h.metadata[BatchMetadataKey.topic]
+                x.partition = h.metadata[BatchMetadataKey.partition].flatMap { Int32($0) }
+                x.startOffset = h.metadata[BatchMetadataKey.start].flatMap { Int64($0) }
+                x.endOffset = h.metadata[BatchMetadataKey.end].flatMap { Int64($0) }
+            }
+            issues.append(x)
+        }
+
+        // 3. Chains: the manifest's delivered batches, and every object's range, per partition.
+        for (tp, list) in byPartition {
+            let sorted = list.sorted { $0.startOffset < $1.startOffset }
+            for (a, b) in zip(sorted, sorted.dropFirst()) {
+                if b.startOffset > a.endOffset + 1 {
+                    issues.append(Discrepancy(kind: .gap, key: b.objectKey, topic: tp.topic, partition: tp.partition,
+                                              startOffset: a.endOffset + 1, endOffset: b.startOffset - 1,
+                                              detail: "offsets \(a.endOffset + 1)...\(b.startOffset - 1) are in no batch"))
+                } else if b.startOffset <= a.endOffset {
+                    issues.append(Discrepancy(kind: .overlap, key: b.objectKey, topic: tp.topic, partition: tp.partition,
+                                              startOffset: b.startOffset, endOffset: min(a.endOffset, b.endOffset),
+                                              detail: "batches \(a.id) and \(b.id) both hold offsets \(b.startOffset)...\(min(a.endOffset, b.endOffset))"))
+                }
+            }
+            // Kafka's committed offset should be the chain's end + 1, or lie inside in-flight work.
+            if let last = sorted.last, let c = committed[tp] {
+                let end = last.endOffset + 1
+                let inFlight = batches.contains { $0.topic == tp.topic && $0.partition == tp.partition && !$0.state.isFinal }
+                if c < end && !inFlight && last.state == .committed {
+                    issues.append(Discrepancy(kind: .offsetBehind, key: last.objectKey, topic: tp.topic, partition: tp.partition,
+                                              startOffset: c, endOffset: end - 1,
+                                              detail: "Kafka committed \(c) but the manifest's chain ends at \(end - 1): offsets \(c)...\(end - 1) would be read again"))
+                } else if c > end {
+                    issues.append(Discrepancy(kind: .offsetAhead, key: nil, topic: tp.topic, partition: tp.partition,
+                                              startOffset: end, endOffset: c - 1,
+                                              detail: "Kafka committed \(c) but the manifest's chain ends at \(end - 1): offsets \(end)...\(c - 1) were committed without a batch (gap risk)"))
+                }
+            }
+        }
+        // Overlaps between objects (e.g. a second writer), from their metadata.
+        var ranges: [TopicPartition: [(Int64, Int64, String)]] = [:]
+        for (key, h) in heads {
+            guard let t = h.metadata[BatchMetadataKey.topic], let p = h.metadata[BatchMetadataKey.partition].flatMap({ Int32($0) }),
+                  let s = h.metadata[BatchMetadataKey.start].flatMap({ Int64($0) }),
+                  let e = h.metadata[BatchMetadataKey.end].flatMap({ Int64($0) }) else { continue }
+            ranges[TopicPartition(topic: t, partition: p), default: []].append((s, e, key))
+        }
+        for (tp, rs) in ranges {
+            let sorted = rs.sorted { $0.0 < $1.0 }
+            for (a, b) in zip(sorted, sorted.dropFirst()) where b.0 <= a.1 {
+                let already = issues.contains { $0.kind == .overlap && $0.key == b.2 }
+                if !already {
+                    issues.append(Discrepancy(kind: .overlap, key: b.2, topic: tp.topic, partition: tp.partition,
+                                              startOffset: b.0, endOffset: min(a.1, b.1),
+                                              detail: "objects \(a.2) and \(b.2) both hold offsets \(b.0)...\(min(a.1, b.1))"))
+                }
+            }
+        }
+
+        // 4. Deep: content hash and Parquet footer of every delivered object.
+        if options.deep {
+            issues += try deepCheck(delivered.filter { listed[$0.objectKey] != nil })
+        }
+        report.discrepancies = issues.sorted { ($0.kind.rawValue, $0.key ?? "") < ($1.kind.rawValue, $1.key ?? "") }
+        return report
+    }
+
+    private func d(_ kind: Discrepancy.Kind, _ b: BatchRecord, _ detail: String) -> Discrepancy {
+        Discrepancy(kind: kind, key: b.objectKey, topic: b.topic, partition: b.partition,
+                    startOffset: b.startOffset, endOffset: b.endOffset, detail: "batch \(b.id): \(detail)")
+    }
+
+    private func headAll(_ keys: [String]) throws -> [String: ObjectInfo] {
+        let out = Mutex<[String: ObjectInfo]>([:])
+        let failure = Mutex<(any Error)?>(nil)
+        let next = Atomic<Int>(0)
+        let total = keys.count
+        DispatchQueue.concurrentPerform(iterations: max(1, min(options.concurrency, keys.count))) { _ in
+            while failure.withLock({ $0 == nil }) {
+                let i = next.add(1, ordering: .relaxed).oldValue
+                guard i < keys.count else { return }
+                do {
+                    if let info = try store.headObject(key: keys[i]) { out.withLock { $0[keys[i]] = info } }
+                } catch {
+                    failure.withLock { $0 = $0 ?? error }
+                }
+                if !options.deep { options.progress?(i + 1, total, 0) }
+            }
+        }
+        if let e = failure.withLock({ $0 }) { throw e }
+        return out.withLock { $0 }
+    }
+
+    /// Streams each object in 8 MiB ranges (bounded memory), hashing it, and decodes the footer
+    /// from the tail with the project's Parquet footer reader.
+    private func deepCheck(_ batches: [BatchRecord]) throws -> [Discrepancy] {
+        let found = Mutex<[Discrepancy]>([])
+        let next = Atomic<Int>(0)
+        let done = Atomic<Int>(0)
+        let bytes = Atomic<Int64>(0)
+        let failure = Mutex<(any Error)?>(nil)
+        DispatchQueue.concurrentPerform(iterations: max(1, min(options.concurrency, batches.count))) { _ in
+            while failure.withLock({ $0 == nil }) {
+                let i = next.add(1, ordering: .relaxed).oldValue
+                guard i < batches.count else { return }
+                let b = batches[i]
+                do {
+                    let issues = try deepCheck(b, bytes: bytes)
+                    if !issues.isEmpty { found.withLock { $0 += issues } }
+                } catch {
+                    failure.withLock { $0 = $0 ?? error }
+                }
+                let n = done.add(1, ordering: .relaxed).newValue
+                options.progress?(n, batches.count, bytes.load(ordering: .relaxed))
+            }
+        }
+        if let e = failure.withLock({ $0 }) { throw e }
+        return found.withLock { $0 }
+    }
+
+    private func deepCheck(_ b: BatchRecord, bytes: borrowing Atomic<Int64>) throws -> [Discrepancy] {
+        guard let info = try store.headObject(key: b.objectKey) else { return [] }
+        var hasher = SHA256()
+        var offset: Int64 = 0
+        var tail: [UInt8] = []
+        let chunk: Int64 = 8 << 20
+        while offset < info.size {
+            let end = min(info.size, offset + chunk) - 1
+            let part = try store.getObject(key: b.objectKey, range: offset...end)
+            hasher.update(data: part)
+            bytes.add(Int64(part.count), ordering: .relaxed)
+            // Keep the last 1 MiB + 8 bytes for the footer (footers here are a few KiB).
+            tail += part
+            if tail.count > (1 << 20) + 8 { tail.removeFirst(tail.count - ((1 << 20) + 8)) }
+            offset = end + 1
+        }
+        var out: [Discrepancy] = []
+        let sha = hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        if sha != b.fileSHA256 {
+            out.append(d(.contentSHA256Mismatch, b, "content sha256 \(sha), manifest \(b.fileSHA256)"))
+        }
+        do {
+            let meta = try ParquetFooter.decode(tail: tail)
+            if meta.numRows != b.goodCount {
+                out.append(d(.rowCountMismatch, b, "Parquet footer has \(meta.numRows) rows, manifest \(b.goodCount) good records"))
+            }
+            let stats = meta.rowGroups.flatMap(\.columns).filter { $0.name == "kafka_offset" }.compactMap(\.statistics)
+            let mins = stats.compactMap(\.minInt64), maxs = stats.compactMap(\.maxInt64)
+            if let lo = mins.min(), let hi = maxs.max() {
+                let exact = b.rejectedCount == 0
+                if lo < b.startOffset || hi > b.endOffset || (exact && (lo != b.startOffset || hi != b.endOffset)) {
+                    out.append(d(.offsetStatsMismatch, b, "kafka_offset statistics \(lo)...\(hi), batch \(b.startOffset)...\(b.endOffset)"))
+                }
+            } else if b.goodCount > 0 {
+                out.append(d(.offsetStatsMismatch, b, "no kafka_offset statistics in the footer"))
+            }
+        } catch {
+            out.append(d(.unreadableParquet, b, "footer: \(error)"))
+        }
+        return out
+    }
+}

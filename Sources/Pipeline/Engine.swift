@@ -1,0 +1,604 @@
+import Foundation
+import KafkaSource
+import Logging
+import Manifest
+import ObjectStore
+import Parquet
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The running pipeline: Kafka → parse → Parquet staging → manifest → object store → offset
+/// commit, as docs/protocol.md describes.
+///
+/// Threads: ``run(untilIdle:)`` is the poll thread; it alone uses the Kafka consumer (polling,
+/// rebalance callbacks, seeks, pauses, and the offset reads/commits that upload workers request
+/// through ``PollThreadOffsets``). Upload workers (``UploadScheduler``) drive sealed batches.
+public final class Engine: @unchecked Sendable {
+    // @unchecked Sendable: the mutable partition table and the consumer are touched only by the
+    // poll thread; other threads reach the engine only through `requestStop()` (an atomic), the
+    // offset channel (a mutex + semaphores) and `events` (a mutex).
+    public let config: EngineConfig
+    let logger: Logger
+    let manifest: Manifest
+    let store: any ObjectStore
+    let layout: KeyLayout
+    let parser: LogRecordParser
+    let parquetOptions: ParquetWriterOptions
+    let offsets = PollThreadOffsets()
+    let executor: BatchExecutor
+    let scheduler: UploadScheduler
+    let stopRequested = Atomic<Bool>(false)
+    let events = EventQueue()
+    let stagingDir: String
+    var consumer: KafkaConsumer!
+    var partitions: [TopicPartition: PartitionState] = [:]
+    var stats = Stats()
+    var lastActivity = ContinuousClock.now
+    var everAssigned = false
+
+    enum Event: Sendable {
+        case reseek(TopicPartition, Int64, String)
+        case batchDone(TopicPartition)
+    }
+
+    /// Events from upload workers to the poll thread.
+    final class EventQueue: Sendable {
+        private let items = Mutex<[Event]>([])
+        func post(_ e: Event) { items.withLock { $0.append(e) } }
+        func drain() -> [Event] { items.withLock { e in defer { e.removeAll() }; return e } }
+    }
+
+    struct PartitionState {
+        var open: StagedBatchWriter?
+        var needsProbe = true
+        var skipUntil: Int64?
+        /// Live manifest batches at or after the start position: their offsets are delivered by
+        /// them, so consumption skips them and a new batch never runs into them.
+        var knownRanges: [ClosedRange<Int64>] = []
+        var paused = false
+        var lastOffset: Int64?
+    }
+
+    struct Stats {
+        var records = 0
+        var rejected = 0
+        var bytes = 0
+        var batchesSealed = 0
+        var lastReport = ContinuousClock.now
+        var recordsAtLastReport = 0
+        var bytesAtLastReport = 0
+    }
+
+    /// Opens the manifest (taking its lock), the object store and the staging directory, and
+    /// checks the configuration. Nothing is consumed until ``run(untilIdle:)``.
+    public init(config: EngineConfig, logger: Logger) throws {
+        self.config = config
+        self.logger = logger
+        stagingDir = config.staging.dir
+        try FileManager.default.createDirectory(atPath: stagingDir, withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o700])
+        chmod(stagingDir, 0o700)
+        manifest = try Manifest.open(path: config.staging.manifest)
+        let location = try ObjectStoreLocation(parsing: config.sink.url)
+        layout = KeyLayout(prefix: location.prefix)
+        store = try makeObjectStore(location: location, s3: Self.s3Configuration(config), logger: logger)
+        parser = LogRecordParser(format: config.input.format, maxLineBytes: config.input.maxLineBytes)
+        var options = ParquetWriterOptions()
+        options.rowGroupMaxBytes = min(32 << 20, config.batch.maxBytes)
+        options.createdBy = "tidemark version \(tidemarkVersion) (build release)"
+        options.compression = config.sink.compression == "none" ? .uncompressed : .zstd(level: Int32(config.sink.zstdLevel))
+        parquetOptions = options
+        executor = BatchExecutor(manifest: manifest, store: store, layout: layout, offsets: offsets,
+                                 partSize: Int64(config.sink.partSize), concurrency: config.sink.uploadConcurrency,
+                                 quarantineDirectory: stagingDir + "/quarantine", logger: logger)
+        let events = self.events
+        scheduler = UploadScheduler(executor: executor, workers: 4, logger: logger,
+            onReseek: { tp, offset, why in events.post(.reseek(tp, offset, why)) },
+            onBatchDone: { tp, _ in events.post(.batchDone(tp)) })
+    }
+
+    /// The S3 settings of the configuration.
+    public static func s3Configuration(_ c: EngineConfig) -> S3Configuration {
+        var s3 = S3Configuration(bucket: "")
+        s3.region = c.sink.region
+        s3.endpoint = c.sink.endpoint
+        s3.pathStyle = c.sink.pathStyle ?? (c.sink.endpoint != nil)
+        if let k = c.sink.accessKeyID, let s = c.sink.secretAccessKey {
+            s3.credentials = AWSCredentials(accessKeyID: k, secretAccessKey: s, sessionToken: nil)
+        }
+        switch c.sink.sse {
+        case "AES256": s3.serverSideEncryption = .aes256
+        case "aws:kms": s3.serverSideEncryption = .kms(keyID: c.sink.sseKMSKeyID)
+        default: s3.serverSideEncryption = .none
+        }
+        s3.caBundle = c.sink.caBundle
+        return s3
+    }
+
+    /// Asks the engine to stop gracefully (safe from any thread, e.g. a signal handler thread).
+    public func requestStop() { stopRequested.store(true, ordering: .relaxed) }
+
+    /// Runs until stopped (or, with `untilIdle`, until no record arrived for that long and
+    /// everything read is committed). Returns the process exit code.
+    public func run(untilIdle: Duration? = nil) throws -> Int32 {
+        try cleanStagingDirectory()
+        offsets.bind(self)
+        scheduler.start()
+        // Finish what an earlier run left (STAGED/UPLOADING → UPLOADED; commits wait for ownership).
+        for b in try manifest.unfinishedBatches() { scheduler.enqueue(b) }
+
+        var kc = KafkaConsumerConfig(bootstrapServers: config.kafka.brokers, groupID: config.kafka.groupID,
+                                     topics: config.kafka.topics, autoOffsetReset: config.kafka.autoOffsetReset,
+                                     rebalanceProtocol: config.kafka.rebalanceProtocol == "eager" ? .eager : .cooperativeSticky,
+                                     sessionTimeout: config.kafka.sessionTimeout, properties: config.kafka.properties)
+        if kc.properties["client.id"] == nil { kc.properties["client.id"] = "tidemark-\(getpid())" }
+        let handler = Rebalance(engine: self)
+        consumer = try KafkaConsumer(config: kc, rebalanceHandler: handler, logger: logger)
+        try consumer.subscribe()
+        logger.info("engine started", metadata: ["topics": "\(config.kafka.topics)", "group": "\(config.kafka.groupID)",
+                                                 "sink": "\(config.sink.url)", "manifest": "\(config.staging.manifest)"])
+        lastActivity = .now
+        var idleFlushed = false
+        while !stopRequested.load(ordering: .relaxed) {
+            offsets.serve()
+            drainEvents()
+            let n = try consumer.pollBatch(maxMessages: 5000, timeout: .milliseconds(100)) { message in
+                try self.handle(message)
+            }
+            if n > 0 { lastActivity = .now; idleFlushed = false }
+            try cutAgedBatches()
+            try applyBackpressure()
+            report()
+            // Before the first assignment, allow for the group coordinator to wait out the
+            // session of a member that died without leaving (a crashed predecessor).
+            let idleLimit = untilIdle.map { everAssigned ? $0 : $0 + config.kafka.sessionTimeout + .seconds(5) }
+            if let idle = idleLimit, ContinuousClock.now - lastActivity >= idle {
+                if !idleFlushed {
+                    try sealAll(reason: "idle")
+                    idleFlushed = true
+                }
+                if scheduler.pendingTotal == 0 && partitions.values.allSatisfy({ $0.open == nil }) {
+                    logger.info("idle and everything committed; exiting", metadata: ["idle": "\(idle)"])
+                    break
+                }
+            }
+        }
+        try shutdown()
+        return 0
+    }
+
+    // MARK: Records
+
+    private func handle(_ message: borrowing KafkaMessageView) throws {
+        let tp = message.topicPartition
+        guard var st = partitions[tp] else { return }
+        defer { partitions[tp] = st }
+        let offset = message.offset
+        if let skip = st.skipUntil {
+            if offset < skip { return }
+            st.skipUntil = nil
+        }
+        if let i = st.knownRanges.firstIndex(where: { $0.contains(offset) }) {
+            let r = st.knownRanges.remove(at: i)
+            try seek(tp, &st, to: r.upperBound + 1, why: "offsets \(r) belong to a batch in the manifest")
+            return
+        }
+        if st.open == nil {
+            let ts = message.timestamp.milliseconds
+            if st.needsProbe {
+                let key = layout.objectKey(topic: tp.topic, partition: tp.partition, start: offset, startTimestampMillis: ts)
+                if let head = try probe(key), let end = head.metadata[BatchMetadataKey.end].flatMap({ Int64($0) }), end >= offset {
+                    logger.info("object already holds this start offset; skipping past it",
+                                metadata: ["key": "\(key)", "end": "\(end)"])
+                    try seek(tp, &st, to: end + 1, why: "probe found \(key)")
+                    return
+                }
+                st.needsProbe = false
+            }
+            let dir = stagingDir + "/\(tp.topic)/\(tp.partition)"
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true,
+                                                    attributes: [.posixPermissions: 0o700])
+            st.open = try StagedBatchWriter(directory: dir, topic: tp.topic, partition: tp.partition,
+                                            startOffset: offset, startTimestampMillis: ts, options: parquetOptions)
+        }
+        let batch = st.open!
+        let before = batch.rejectedCount
+        let ingest = Int64(Date().timeIntervalSince1970 * 1_000_000)
+        try batch.add(message, parser: parser, ingestMicros: ingest)
+        stats.records += 1
+        stats.bytes += message.valueCount
+        if batch.rejectedCount > before { stats.rejected += 1 }
+        st.lastOffset = offset
+        let fenceNext = st.knownRanges.first.map { $0.lowerBound == offset + 1 } ?? false
+        if batch.recordCount >= config.batch.maxRecords || batch.inputBytes >= config.batch.maxBytes || fenceNext {
+            try seal(tp, &st, reason: fenceNext ? "fence" : "size")
+        }
+    }
+
+    /// HEAD with retries: the probe decides whether data is written twice, so it never guesses.
+    private func probe(_ key: String) throws -> ObjectInfo? {
+        var delay = 0.2
+        while true {
+            do {
+                return try store.headObject(key: key)
+            } catch {
+                if stopRequested.load(ordering: .relaxed) { throw error }
+                logger.warning("S3 probe failed; retrying", metadata: ["key": "\(key)", "error": "\(error)"])
+                usleep(UInt32(delay * 1_000_000))
+                delay = min(delay * 2, 10)
+            }
+        }
+    }
+
+    private func seek(_ tp: TopicPartition, _ st: inout PartitionState, to offset: Int64, why: String) throws {
+        st.open?.discard()
+        st.open = nil
+        st.skipUntil = offset
+        st.needsProbe = true
+        st.knownRanges.removeAll { $0.upperBound < offset }
+        logger.info("seek", metadata: ["partition": "\(tp)", "offset": "\(offset)", "why": "\(why)"])
+        try consumer.seek(tp, to: offset, timeout: .seconds(10))
+    }
+
+    // MARK: Sealing
+
+    private func seal(_ tp: TopicPartition, _ st: inout PartitionState, reason: String) throws {
+        guard let batch = st.open else { return }
+        st.open = nil
+        guard batch.recordCount > 0 else { batch.discard(); return }
+        let key = layout.objectKey(topic: tp.topic, partition: tp.partition, start: batch.startOffset,
+                                   startTimestampMillis: batch.startTimestampMillis)
+        let rejectedKey = batch.rejectedCount > 0
+            ? layout.rejectedKey(topic: tp.topic, partition: tp.partition, start: batch.startOffset, end: batch.endOffset,
+                                 startTimestampMillis: batch.startTimestampMillis) : nil
+        // A file cannot carry its own hash: key_value_metadata has every batch fact but the
+        // sha256, which the object metadata (and the manifest) carry.
+        var kv: [(key: String, value: String)] = [
+            (BatchMetadataKey.topic, tp.topic), (BatchMetadataKey.partition, String(tp.partition)),
+            (BatchMetadataKey.start, String(batch.startOffset)), (BatchMetadataKey.end, String(batch.endOffset)),
+            (BatchMetadataKey.records, String(batch.goodCount)), (BatchMetadataKey.rejected, String(batch.rejectedCount)),
+            (BatchMetadataKey.engineVersion, tidemarkVersion),
+        ]
+        if let rejectedKey { kv.append((BatchMetadataKey.rejectedKey, rejectedKey)) }
+        let sealed = try batch.seal(keyValueMetadata: kv)
+        Failpoints.shared.hit(.afterStageWrite)
+        let id = try manifest.insertStaged(NewBatch(
+            topic: tp.topic, partition: tp.partition, startOffset: batch.startOffset, endOffset: batch.endOffset,
+            goodCount: batch.goodCount, rejectedCount: batch.rejectedCount, objectKey: key, rejectedKey: rejectedKey,
+            filePath: sealed.parquetPath, fileSHA256: sealed.sha256, fileSize: sealed.size,
+            rejectedPath: sealed.rejectedPath, rejectedSHA256: sealed.rejectedSHA256, rejectedSize: sealed.rejectedSize))
+        Failpoints.shared.hit(.afterManifestStaged)
+        stats.batchesSealed += 1
+        logger.debug("batch staged", metadata: ["batch": "\(id)", "partition": "\(tp)", "start": "\(batch.startOffset)",
+                                               "end": "\(batch.endOffset)", "bytes": "\(sealed.size)", "reason": "\(reason)"])
+        if let record = try manifest.batch(id: id) {
+            scheduler.enqueue(record, freshlyStaged: true)
+        }
+    }
+
+    private func sealAll(reason: String) throws {
+        for tp in partitions.keys {
+            guard var st = partitions[tp], st.open != nil else { continue }
+            try seal(tp, &st, reason: reason)
+            partitions[tp] = st
+        }
+    }
+
+    private func cutAgedBatches() throws {
+        let now = ContinuousClock.now
+        for (tp, st) in partitions {
+            guard let open = st.open, now - open.openedAt >= config.batch.maxAge else { continue }
+            var s = st
+            try seal(tp, &s, reason: "age")
+            partitions[tp] = s
+        }
+    }
+
+    // MARK: Backpressure
+
+    /// Pauses a partition while it has `max_in_flight` sealed, uncommitted batches, and every
+    /// partition while staged bytes exceed `staging.max_bytes`; resumes when they drain.
+    private func applyBackpressure() throws {
+        let stagingFull = scheduler.stagedBytes > config.staging.maxBytes
+        var toPause: [TopicPartition] = []
+        var toResume: [TopicPartition] = []
+        for (tp, st) in partitions {
+            let busy = stagingFull || scheduler.pending(tp) >= config.batch.maxInFlight
+            if busy && !st.paused { toPause.append(tp) }
+            if !busy && st.paused { toResume.append(tp) }
+        }
+        if !toPause.isEmpty {
+            try consumer.pause(toPause)
+            for tp in toPause { partitions[tp]?.paused = true }
+            logger.debug("paused (backpressure)", metadata: ["partitions": "\(toPause)", "staging_full": "\(stagingFull)"])
+        }
+        if !toResume.isEmpty {
+            try consumer.resume(toResume)
+            for tp in toResume { partitions[tp]?.paused = false }
+        }
+    }
+
+    // MARK: Events from workers
+
+    private func drainEvents() {
+        for event in events.drain() {
+            switch event {
+            case .reseek(let tp, let offset, let why):
+                guard var st = partitions[tp] else {
+                    scheduler.unfence(tp)   // not ours any more; a later assignment starts afresh
+                    continue
+                }
+                st.knownRanges.removeAll { $0.lowerBound >= offset || $0.contains(offset) }
+                do { try seek(tp, &st, to: offset, why: why) } catch {
+                    logger.error("seek failed", metadata: ["partition": "\(tp)", "error": "\(error)"])
+                }
+                partitions[tp] = st
+                scheduler.unfence(tp)
+            case .batchDone:
+                break
+            }
+        }
+    }
+
+    // MARK: Rebalance (poll thread, inside poll)
+
+    func onAssigned(_ tps: [TopicPartition]) -> [TopicPartition: Int64] {
+        var starts: [TopicPartition: Int64] = [:]
+        let committed = (try? consumer.committed(tps, timeout: .seconds(30))) ?? [:]
+        for tp in tps {
+            scheduler.unfence(tp)
+            var st = PartitionState()
+            let position = committed[tp]?.offset
+            do {
+                let live = try manifest.batches(topic: tp.topic, partition: tp.partition,
+                                                states: [.staged, .uploading, .uploaded])
+                for b in live {
+                    scheduler.enqueue(b)   // finish (and, now that we own it, commit) first
+                    if b.endOffset >= (position ?? 0) { st.knownRanges.append(b.startOffset...b.endOffset) }
+                }
+            } catch {
+                logger.error("manifest read failed on assignment", metadata: ["partition": "\(tp)", "error": "\(error)"])
+            }
+            st.knownRanges.sort { $0.lowerBound < $1.lowerBound }
+            if let position { starts[tp] = position }
+            partitions[tp] = st
+            logger.info("partition assigned", metadata: [
+                "partition": "\(tp)", "committed": "\(position.map(String.init) ?? "none")",
+                "manifest_batches_ahead": "\(st.knownRanges.count)"])
+        }
+        offsets.setOwned(Set(partitions.keys))
+        lastActivity = .now
+        everAssigned = true
+        return starts
+    }
+
+    func onRevoked(_ tps: [TopicPartition]) {
+        for tp in tps {
+            guard var st = partitions[tp] else { continue }
+            do { try seal(tp, &st, reason: "revoke") } catch {
+                logger.error("seal on revoke failed", metadata: ["partition": "\(tp)", "error": "\(error)"])
+                st.open?.discard()
+                st.open = nil
+            }
+            partitions[tp] = st
+        }
+        // Give in-flight batches of these partitions a bounded time to commit while we still own them.
+        let deadline = ContinuousClock.now + .seconds(20)
+        while ContinuousClock.now < deadline && tps.contains(where: { scheduler.pending($0) > 0 }) {
+            offsets.serve(wait: .milliseconds(50))
+        }
+        for tp in tps { partitions[tp] = nil }
+        offsets.setOwned(Set(partitions.keys))
+        logger.info("partitions revoked", metadata: ["partitions": "\(tps)"])
+    }
+
+    func onLost(_ tps: [TopicPartition]) {
+        for tp in tps {
+            partitions[tp]?.open?.discard()
+            partitions[tp] = nil
+        }
+        offsets.setOwned(Set(partitions.keys))
+        logger.warning("partitions lost (not committing for them)", metadata: ["partitions": "\(tps)"])
+    }
+
+    // MARK: Shutdown
+
+    private func shutdown() throws {
+        logger.info("stopping: sealing open batches and waiting for commits")
+        try sealAll(reason: "shutdown")
+        while scheduler.pendingTotal > 0 {
+            offsets.serve(wait: .milliseconds(50))
+            drainEvents()
+        }
+        offsets.setOwned([])
+        try? consumer.close(timeout: .seconds(10))
+        offsets.closeChannel()
+        scheduler.stop()
+        report(force: true)
+        manifest.close()
+    }
+
+    /// Removes `*.tmp` files (a batch being written when the process died: nothing refers to
+    /// them) and the leftover files of final batches (a crash between the manifest's COMMITTED
+    /// or SUPERSEDED and the delete), and quarantines sealed files no manifest row refers to.
+    private func cleanStagingDirectory() throws {
+        let all = try manifest.batches()
+        let live = Set(all.filter { !$0.state.isFinal }.flatMap { [$0.filePath, $0.rejectedPath].compactMap { $0 } })
+        let done = Set(all.filter { $0.state == .committed || $0.state == .superseded }
+            .flatMap { [$0.filePath, $0.rejectedPath].compactMap { $0 } })
+        guard let walker = FileManager.default.enumerator(atPath: stagingDir) else { return }
+        var orphans: [String] = []
+        while let rel = walker.nextObject() as? String {
+            if rel.hasPrefix("quarantine") { continue }
+            let path = stagingDir + "/" + rel
+            if rel.hasSuffix(".tmp") || done.contains(path) {
+                unlink(path)
+            } else if rel.hasSuffix(".parquet") || rel.hasSuffix(".jsonl"), !live.contains(path) {
+                orphans.append(path)
+            }
+        }
+        if !orphans.isEmpty {
+            let q = stagingDir + "/quarantine"
+            try FileManager.default.createDirectory(atPath: q, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            for path in orphans {
+                _ = rename(path, q + "/" + (path as NSString).lastPathComponent)
+                try manifest.logEvent(batchID: nil, kind: "QUARANTINE", detail: "staged file with no live manifest row: \(path)")
+            }
+            logger.warning("quarantined staged files with no manifest row", metadata: ["count": "\(orphans.count)", "dir": "\(q)"])
+        }
+    }
+
+    // MARK: Status
+
+    private func report(force: Bool = false) {
+        let now = ContinuousClock.now
+        let interval = config.engine.statusInterval
+        guard force || (interval > .zero && now - stats.lastReport >= interval) else { return }
+        let secs = max(0.001, Double((now - stats.lastReport).components.seconds) + Double((now - stats.lastReport).components.attoseconds) / 1e18)
+        let rps = Double(stats.records - stats.recordsAtLastReport) / secs
+        let mbps = Double(stats.bytes - stats.bytesAtLastReport) / secs / 1_048_576
+        var lag: [String] = []
+        for tp in partitions.keys.sorted() {
+            if let w = try? consumer.watermarks(tp, cached: true, timeout: .milliseconds(10)),
+               let last = partitions[tp]?.lastOffset {
+                lag.append("\(tp)=\(max(0, w.high - last - 1))")
+            }
+        }
+        let counts = (try? manifest.countsByState()) ?? [:]
+        logger.info("status", metadata: [
+            "records": "\(stats.records)", "rejected": "\(stats.rejected)",
+            "records_per_s": "\(Int(rps))", "mb_per_s": "\(String(format: "%.1f", mbps))",
+            "uploaded_mb": "\(executor.bytesUploaded.load(ordering: .relaxed) / 1_048_576)",
+            "batches": "\(BatchState.allCases.compactMap { s in counts[s].map { "\(s)=\($0)" } }.joined(separator: " "))",
+            "in_flight": "\(scheduler.pendingTotal)", "lag": "\(lag.joined(separator: " "))",
+        ])
+        stats.lastReport = now
+        stats.recordsAtLastReport = stats.records
+        stats.bytesAtLastReport = stats.bytes
+    }
+}
+
+/// Routes librdkafka's rebalance callbacks (poll thread) to the engine.
+final class Rebalance: KafkaRebalanceHandler {
+    unowned let engine: Engine
+    init(engine: Engine) { self.engine = engine }
+    func partitionsAssigned(_ partitions: [TopicPartition]) -> [TopicPartition: Int64] { engine.onAssigned(partitions) }
+    func partitionsRevoked(_ partitions: [TopicPartition]) { engine.onRevoked(partitions) }
+    func partitionsLost(_ partitions: [TopicPartition]) { engine.onLost(partitions) }
+}
+
+/// Upload workers ask the poll thread (the only thread that may use the consumer) to read and
+/// commit offsets: each request waits on a semaphore until the poll thread served it.
+final class PollThreadOffsets: OffsetAuthority, @unchecked Sendable {
+    // @unchecked Sendable: `engine` is set once before workers start; everything else is
+    // behind `lock`.
+    private final class Request: Sendable {
+        let tp: TopicPartition
+        let commit: (offset: Int64, metadata: String)?
+        let done = DispatchSemaphore(value: 0)
+        let result = Mutex<Result<(Int64?, Bool), any Error>?>(nil)
+        init(tp: TopicPartition, commit: (offset: Int64, metadata: String)?) {
+            self.tp = tp
+            self.commit = commit
+        }
+    }
+
+    private let lock = Mutex<(queue: [Request], owned: Set<TopicPartition>, closed: Bool)>(([], [], false))
+    private let arrived = DispatchSemaphore(value: 0)
+    private unowned(unsafe) var engine: Engine?
+
+    func bind(_ e: Engine) { engine = e }
+    func setOwned(_ s: Set<TopicPartition>) { lock.withLock { $0.owned = s } }
+    func closeChannel() {
+        let waiting = lock.withLock { s -> [Request] in
+            s.closed = true
+            defer { s.queue.removeAll() }
+            return s.queue
+        }
+        for r in waiting {
+            r.result.withLock { $0 = .success((nil, false)) }
+            r.done.signal()
+        }
+    }
+
+    func committedOffset(_ tp: TopicPartition) throws -> (offset: Int64?, owned: Bool) {
+        let (o, owned) = try call(tp, commit: nil)
+        return (o, owned)
+    }
+
+    func commit(_ tp: TopicPartition, offset: Int64, metadata: String) throws -> Bool {
+        try call(tp, commit: (offset, metadata)).1
+    }
+
+    private func call(_ tp: TopicPartition, commit: (offset: Int64, metadata: String)?) throws -> (Int64?, Bool) {
+        let r = Request(tp: tp, commit: commit)
+        let closed = lock.withLock { s -> Bool in
+            if s.closed { return true }
+            s.queue.append(r)
+            return false
+        }
+        if closed { return (nil, false) }
+        arrived.signal()
+        r.done.wait()
+        return try r.result.withLock { $0! }.get()
+    }
+
+    /// Serves queued requests (poll thread only); with `wait`, blocks up to that long for one.
+    func serve(wait: Duration = .zero) {
+        if wait > .zero { _ = arrived.wait(timeout: .now() + .milliseconds(Int(wait.components.seconds * 1000 + wait.components.attoseconds / 1_000_000_000_000_000))) }
+        let (requests, owned) = lock.withLock { s -> ([Request], Set<TopicPartition>) in
+            defer { s.queue.removeAll() }
+            return (s.queue, s.owned)
+        }
+        guard let consumer = engine?.consumer else {
+            for r in requests { r.result.withLock { $0 = .success((nil, false)) }; r.done.signal() }
+            return
+        }
+        for r in requests {
+            let isOwned = owned.contains(r.tp)
+            let result: Result<(Int64?, Bool), any Error>
+            if let c = r.commit {
+                if !isOwned {
+                    result = .success((nil, false))
+                } else {
+                    do {
+                        try consumer.commit([r.tp: (c.offset, c.metadata)])
+                        result = .success((c.offset, true))
+                    } catch let e as KafkaError where e.isGenerationMismatch {
+                        result = .success((nil, false))
+                    } catch {
+                        result = .failure(error)
+                    }
+                }
+            } else {
+                do {
+                    let committed = try consumer.committed([r.tp], timeout: .seconds(10))
+                    result = .success((committed[r.tp]?.offset, isOwned))
+                } catch {
+                    result = .failure(error)
+                }
+            }
+            r.result.withLock { $0 = result }
+            r.done.signal()
+        }
+    }
+}
+
+extension Engine {
+    /// `--check`: the manifest opened (lock, quick_check) in init; now the object store answers a
+    /// listing and Kafka answers a metadata request for every configured topic.
+    public func check() throws {
+        _ = try store.listObjects(prefix: layout.prefix, startAfter: nil, continuationToken: nil, maxKeys: 1)
+        let kc = KafkaConsumerConfig(bootstrapServers: config.kafka.brokers, groupID: config.kafka.groupID,
+                                     topics: config.kafka.topics, properties: config.kafka.properties)
+        let probe = try KafkaConsumer(config: kc, rebalanceHandler: nil, logger: logger)
+        defer { try? probe.close(timeout: .seconds(5)) }
+        for topic in config.kafka.topics where !topic.hasPrefix("^") {
+            _ = try probe.watermarks(TopicPartition(topic: topic, partition: 0), cached: false, timeout: .seconds(10))
+        }
+        manifest.close()
+    }
+}

@@ -1,0 +1,436 @@
+import Foundation
+
+/// The engine's configuration: a TOML file (`--config tidemark.toml`), every key overridable by
+/// an environment variable `TIDEMARK_<SECTION>_<KEY>` (upper case, e.g. `TIDEMARK_KAFKA_BROKERS`,
+/// `TIDEMARK_BATCH_MAX_AGE`). Validated completely at start: an unknown key, a wrong type or an
+/// out-of-range value is a ``ConfigError`` naming the key. docs/operations.md lists every key.
+public struct EngineConfig: Sendable, Equatable {
+    public struct Kafka: Sendable, Equatable {
+        /// `[kafka] brokers`: bootstrap servers, `host:port[,host:port...]`.
+        public var brokers: String = ""
+        /// `[kafka] topics`: topic names (a name starting with `^` is a regex subscription).
+        public var topics: [String] = []
+        /// `[kafka] group_id`.
+        public var groupID: String = "tidemark"
+        /// `[kafka] auto_offset_reset`: where a partition with no committed offset starts.
+        public var autoOffsetReset: String = "earliest"
+        /// `[kafka] rebalance_protocol`: `eager` (default) or `cooperative-sticky`. Eager is the
+        /// default because librdkafka 2.0.2 (Debian 12) can abort in the cooperative-sticky
+        /// assignor (`rd_kafka_sticky_assignor_state_destroy: Assertion assignor_state failed`)
+        /// when a member closes before its first assignment completes.
+        public var rebalanceProtocol: String = "eager"
+        /// `[kafka] session_timeout`.
+        public var sessionTimeout: Duration = .seconds(30)
+        /// `[kafka.properties]`: passed to librdkafka as-is (security.protocol, sasl.*, ssl.*, ...).
+        public var properties: [String: String] = [:]
+    }
+
+    public struct Sink: Sendable, Equatable {
+        /// `[sink] url`: `s3://bucket/prefix` or `file:///dir`.
+        public var url: String = ""
+        /// `[sink] endpoint`: custom S3 endpoint (MinIO, Ceph, R2, moto), e.g. `http://127.0.0.1:9000`.
+        public var endpoint: String?
+        /// `[sink] region`.
+        public var region: String = "us-east-1"
+        /// `[sink] path_style`: path-style addressing (default true when an endpoint is set).
+        public var pathStyle: Bool?
+        /// `[sink] sse`: `none`, `AES256` or `aws:kms`.
+        public var sse: String = "none"
+        /// `[sink] sse_kms_key_id`.
+        public var sseKMSKeyID: String?
+        /// `[sink] part_size`: multipart part size (>= 5 MiB).
+        public var partSize: Int = 16 << 20
+        /// `[sink] compression`: Parquet page compression, `zstd` (default) or `none`.
+        public var compression: String = "zstd"
+        /// `[sink] zstd_level`: ZSTD level (1-19, default 3).
+        public var zstdLevel: Int = 3
+        /// `[sink] upload_concurrency`: parts in flight per upload.
+        public var uploadConcurrency: Int = 4
+        /// `[sink] ca_bundle`: PEM file for TLS verification.
+        public var caBundle: String?
+        /// `[sink] access_key_id` / `secret_access_key`: discouraged (a warning is logged); use
+        /// the AWS environment variables or profile instead.
+        public var accessKeyID: String?
+        public var secretAccessKey: String?
+    }
+
+    public struct Staging: Sendable, Equatable {
+        /// `[staging] dir`: where batches are written before upload (created 0700).
+        public var dir: String = "./tidemark-data/staging"
+        /// `[staging] manifest`: the SQLite manifest path (created 0600).
+        public var manifest: String = "./tidemark-data/manifest.sqlite"
+        /// `[staging] max_bytes`: staged-but-not-committed bytes above which partitions pause.
+        public var maxBytes: Int64 = 4 << 30
+    }
+
+    public struct Batch: Sendable, Equatable {
+        /// `[batch] max_records`.
+        public var maxRecords: Int = 500_000
+        /// `[batch] max_bytes`: uncompressed input bytes.
+        public var maxBytes: Int = 128 << 20
+        /// `[batch] max_age`.
+        public var maxAge: Duration = .seconds(60)
+        /// `[batch] max_in_flight`: sealed, uncommitted batches per partition before it pauses.
+        public var maxInFlight: Int = 2
+    }
+
+    public struct Input: Sendable, Equatable {
+        /// `[input] format`: `auto`, `text` or `json`.
+        public var format: InputFormat = .auto
+        /// `[input] max_line_bytes`.
+        public var maxLineBytes: Int = 1 << 20
+    }
+
+    public struct Engine: Sendable, Equatable {
+        /// `[engine] status_interval`: how often the status line is logged (0 = never).
+        public var statusInterval: Duration = .seconds(10)
+        /// `[engine] metrics_port`: Prometheus text exposition on 127.0.0.1 (0 = off).
+        public var metricsPort: Int = 0
+        /// `[engine] metrics_host`.
+        public var metricsHost: String = "127.0.0.1"
+        /// `[engine] log_level`: trace, debug, info, notice, warning, error, critical.
+        public var logLevel: String = "info"
+        /// `[engine] orphan_upload_grace`: multipart uploads nobody owns older than this are aborted by recovery.
+        public var orphanUploadGrace: Duration = .seconds(3600)
+    }
+
+    public var kafka = Kafka()
+    public var sink = Sink()
+    public var staging = Staging()
+    public var batch = Batch()
+    public var input = Input()
+    public var engine = Engine()
+    /// Non-fatal remarks found while loading (e.g. secrets in the file).
+    public var warnings: [String] = []
+
+    public init() {}
+
+    /// The documented keys: section -> key -> help (also drives env overrides and unknown-key errors).
+    public static let keys: [String: [String: String]] = [
+        "kafka": ["brokers": "bootstrap servers", "topics": "topics (list)", "group_id": "consumer group",
+                  "auto_offset_reset": "earliest|latest", "rebalance_protocol": "cooperative-sticky|eager",
+                  "session_timeout": "duration", "properties": "table of librdkafka properties"],
+        "sink": ["url": "s3://bucket/prefix or file:///dir", "endpoint": "S3 endpoint URL", "region": "S3 region",
+                 "path_style": "bool", "sse": "none|AES256|aws:kms", "sse_kms_key_id": "KMS key id",
+                 "part_size": "size", "upload_concurrency": "int", "ca_bundle": "path",
+                 "compression": "zstd|none", "zstd_level": "int",
+                 "access_key_id": "discouraged", "secret_access_key": "discouraged"],
+        "staging": ["dir": "path", "manifest": "path", "max_bytes": "size"],
+        "batch": ["max_records": "int", "max_bytes": "size", "max_age": "duration", "max_in_flight": "int"],
+        "input": ["format": "auto|text|json", "max_line_bytes": "size"],
+        "engine": ["status_interval": "duration", "metrics_port": "int", "metrics_host": "address",
+                   "log_level": "level", "orphan_upload_grace": "duration"],
+    ]
+
+    /// Loads `path` (nil: defaults only), applies environment overrides, validates.
+    public static func load(path: String?, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> EngineConfig {
+        var root: [String: TOMLValue] = [:]
+        if let path {
+            let text: String
+            do {
+                text = try String(contentsOfFile: path, encoding: .utf8)
+            } catch {
+                throw ConfigError(key: nil, message: "cannot read config file \(path): \(error.localizedDescription)")
+            }
+            do {
+                root = try TOML.parse(text)
+            } catch let e as TOMLError {
+                throw ConfigError(key: nil, message: "\(path): \(e)")
+            }
+        }
+        return try from(root: root, environment: environment, source: path ?? "(defaults)")
+    }
+
+    static func from(root: [String: TOMLValue], environment: [String: String], source: String) throws -> EngineConfig {
+        var c = EngineConfig()
+        let r = Reader(root: root, env: environment, source: source)
+        try r.checkUnknown()
+
+        c.kafka.brokers = try r.string("kafka", "brokers") ?? c.kafka.brokers
+        c.kafka.topics = try r.stringList("kafka", "topics") ?? c.kafka.topics
+        c.kafka.groupID = try r.string("kafka", "group_id") ?? c.kafka.groupID
+        c.kafka.autoOffsetReset = try r.string("kafka", "auto_offset_reset") ?? c.kafka.autoOffsetReset
+        c.kafka.rebalanceProtocol = try r.string("kafka", "rebalance_protocol") ?? c.kafka.rebalanceProtocol
+        c.kafka.sessionTimeout = try r.duration("kafka", "session_timeout") ?? c.kafka.sessionTimeout
+        c.kafka.properties = try r.stringTable("kafka", "properties") ?? [:]
+
+        c.sink.url = try r.string("sink", "url") ?? c.sink.url
+        c.sink.endpoint = try r.string("sink", "endpoint")
+        c.sink.region = try r.string("sink", "region") ?? c.sink.region
+        c.sink.pathStyle = try r.bool("sink", "path_style")
+        c.sink.sse = try r.string("sink", "sse") ?? c.sink.sse
+        c.sink.sseKMSKeyID = try r.string("sink", "sse_kms_key_id")
+        c.sink.partSize = Int(try r.size("sink", "part_size") ?? Int64(c.sink.partSize))
+        c.sink.uploadConcurrency = try r.int("sink", "upload_concurrency") ?? c.sink.uploadConcurrency
+        c.sink.compression = try r.string("sink", "compression") ?? c.sink.compression
+        c.sink.zstdLevel = try r.int("sink", "zstd_level") ?? c.sink.zstdLevel
+        c.sink.caBundle = try r.string("sink", "ca_bundle")
+        c.sink.accessKeyID = try r.string("sink", "access_key_id")
+        c.sink.secretAccessKey = try r.string("sink", "secret_access_key")
+        if r.fileHas("sink", "secret_access_key") {
+            c.warnings.append("[sink] secret_access_key is set in \(source): prefer AWS_SECRET_ACCESS_KEY or an AWS profile")
+        }
+
+        c.staging.dir = try r.string("staging", "dir") ?? c.staging.dir
+        c.staging.manifest = try r.string("staging", "manifest") ?? c.staging.manifest
+        c.staging.maxBytes = try r.size("staging", "max_bytes") ?? c.staging.maxBytes
+
+        c.batch.maxRecords = try r.int("batch", "max_records") ?? c.batch.maxRecords
+        c.batch.maxBytes = Int(try r.size("batch", "max_bytes") ?? Int64(c.batch.maxBytes))
+        c.batch.maxAge = try r.duration("batch", "max_age") ?? c.batch.maxAge
+        c.batch.maxInFlight = try r.int("batch", "max_in_flight") ?? c.batch.maxInFlight
+
+        if let f = try r.string("input", "format") {
+            guard let v = InputFormat(rawValue: f) else {
+                throw ConfigError(key: "input.format", message: "'\(f)' is not one of auto, text, json")
+            }
+            c.input.format = v
+        }
+        c.input.maxLineBytes = Int(try r.size("input", "max_line_bytes") ?? Int64(c.input.maxLineBytes))
+
+        c.engine.statusInterval = try r.duration("engine", "status_interval") ?? c.engine.statusInterval
+        c.engine.metricsPort = try r.int("engine", "metrics_port") ?? c.engine.metricsPort
+        c.engine.metricsHost = try r.string("engine", "metrics_host") ?? c.engine.metricsHost
+        c.engine.logLevel = try r.string("engine", "log_level") ?? c.engine.logLevel
+        c.engine.orphanUploadGrace = try r.duration("engine", "orphan_upload_grace") ?? c.engine.orphanUploadGrace
+
+        try c.validate()
+        return c
+    }
+
+    /// Range and consistency checks; each error names its key.
+    public func validate() throws {
+        func need(_ ok: Bool, _ key: String, _ message: String) throws {
+            if !ok { throw ConfigError(key: key, message: message) }
+        }
+        try need(!kafka.brokers.isEmpty, "kafka.brokers", "is required (e.g. \"127.0.0.1:9092\")")
+        try need(!kafka.topics.isEmpty, "kafka.topics", "is required (e.g. [\"logs\"])")
+        for t in kafka.topics where !t.hasPrefix("^") {
+            try need(KeyLayout.isValidTopic(t), "kafka.topics", "'\(t)' is not a valid Kafka topic name ([a-zA-Z0-9._-], 1-249 chars)")
+        }
+        try need(!kafka.groupID.isEmpty, "kafka.group_id", "must not be empty")
+        try need(["earliest", "latest", "smallest", "largest", "beginning", "end", "error"].contains(kafka.autoOffsetReset),
+                 "kafka.auto_offset_reset", "'\(kafka.autoOffsetReset)' must be earliest or latest")
+        try need(["cooperative-sticky", "eager"].contains(kafka.rebalanceProtocol),
+                 "kafka.rebalance_protocol", "'\(kafka.rebalanceProtocol)' must be cooperative-sticky or eager")
+        try need(!sink.url.isEmpty, "sink.url", "is required (s3://bucket/prefix or file:///dir)")
+        try need(sink.url.hasPrefix("s3://") || sink.url.hasPrefix("file://"), "sink.url",
+                 "'\(sink.url)' must start with s3:// or file://")
+        try need(["none", "AES256", "aws:kms"].contains(sink.sse), "sink.sse", "'\(sink.sse)' must be none, AES256 or aws:kms")
+        try need(sink.sse != "aws:kms" || sink.sseKMSKeyID != nil, "sink.sse_kms_key_id", "is required when sse = \"aws:kms\"")
+        try need(sink.partSize >= 5 << 20 && sink.partSize <= 5 << 30, "sink.part_size", "must be between 5MiB and 5GiB")
+        try need((1...64).contains(sink.uploadConcurrency), "sink.upload_concurrency", "must be 1...64")
+        try need(["zstd", "none"].contains(sink.compression), "sink.compression", "'\(sink.compression)' must be zstd or none")
+        try need((1...19).contains(sink.zstdLevel), "sink.zstd_level", "must be 1...19")
+        try need((sink.accessKeyID == nil) == (sink.secretAccessKey == nil), "sink.access_key_id",
+                 "access_key_id and secret_access_key must be set together")
+        try need(!staging.dir.isEmpty, "staging.dir", "must not be empty")
+        try need(!staging.manifest.isEmpty, "staging.manifest", "must not be empty")
+        try need(staging.maxBytes > 0, "staging.max_bytes", "must be positive")
+        try need(batch.maxRecords >= 1, "batch.max_records", "must be >= 1")
+        try need(batch.maxBytes >= 1024, "batch.max_bytes", "must be >= 1KiB")
+        try need(batch.maxAge > .zero, "batch.max_age", "must be positive")
+        try need((1...16).contains(batch.maxInFlight), "batch.max_in_flight", "must be 1...16")
+        try need(input.maxLineBytes >= 64, "input.max_line_bytes", "must be >= 64")
+        try need((0...65535).contains(engine.metricsPort), "engine.metrics_port", "must be 0...65535")
+        try need(["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(engine.logLevel),
+                 "engine.log_level", "'\(engine.logLevel)' is not a log level")
+    }
+
+    /// Parses `500ms`, `5s`, `2m`, `1h`, `1d` (a bare number is seconds).
+    public static func parseDuration(_ text: String) -> Duration? {
+        let t = text.trimmingCharacters(in: .whitespaces)
+        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86400)]
+        for (suffix, scale) in units where t.hasSuffix(suffix) {
+            let num = t.dropLast(suffix.count).trimmingCharacters(in: .whitespaces)
+            if suffix == "s", num.hasSuffix("m") { continue }
+            guard let v = Double(num), v >= 0, v.isFinite else { return nil }
+            return .milliseconds(Int64((v * scale * 1000).rounded()))
+        }
+        guard let v = Double(t), v >= 0, v.isFinite else { return nil }
+        return .milliseconds(Int64((v * 1000).rounded()))
+    }
+
+    /// Parses `64MiB`, `1GiB`, `512KiB`, `10MB`, `1KB`, or plain bytes.
+    public static func parseSize(_ text: String) -> Int64? {
+        let t = text.trimmingCharacters(in: .whitespaces)
+        let units: [(String, Int64)] = [("KiB", 1 << 10), ("MiB", 1 << 20), ("GiB", 1 << 30), ("TiB", 1 << 40),
+                                        ("KB", 1000), ("MB", 1_000_000), ("GB", 1_000_000_000), ("B", 1)]
+        for (suffix, scale) in units where t.hasSuffix(suffix) {
+            let num = t.dropLast(suffix.count).trimmingCharacters(in: .whitespaces)
+            guard let v = Double(num), v >= 0, v * Double(scale) < 9e18 else { return nil }
+            return Int64(v * Double(scale))
+        }
+        return Int64(t).flatMap { $0 >= 0 ? $0 : nil }
+    }
+
+    /// Reads typed values from the TOML root, with environment overrides taking precedence.
+    struct Reader {
+        let root: [String: TOMLValue]
+        let env: [String: String]
+        let source: String
+
+        func checkUnknown() throws {
+            for (section, value) in root {
+                guard let known = EngineConfig.keys[section] else {
+                    throw ConfigError(key: section, message: "unknown section [\(section)] in \(source); known: "
+                        + EngineConfig.keys.keys.sorted().joined(separator: ", "))
+                }
+                guard case .table(let table) = value else {
+                    throw ConfigError(key: section, message: "must be a table ([\(section)])")
+                }
+                for key in table.keys where known[key] == nil {
+                    throw ConfigError(key: "\(section).\(key)", message: "unknown key in \(source); [\(section)] takes: "
+                        + known.keys.sorted().joined(separator: ", "))
+                }
+            }
+        }
+
+        static func envName(_ section: String, _ key: String) -> String {
+            "TIDEMARK_\(section.uppercased())_\(key.uppercased())"
+        }
+
+        func fileHas(_ section: String, _ key: String) -> Bool {
+            if case .table(let t)? = root[section], t[key] != nil { return true }
+            return false
+        }
+
+        func raw(_ section: String, _ key: String) -> (TOMLValue?, String?) {
+            if let e = env[Self.envName(section, key)] { return (nil, e) }
+            if case .table(let t)? = root[section] { return (t[key], nil) }
+            return (nil, nil)
+        }
+
+        func wrong(_ section: String, _ key: String, _ expected: String, _ v: TOMLValue) -> ConfigError {
+            ConfigError(key: "\(section).\(key)", message: "expected \(expected), found \(v.typeName)")
+        }
+
+        func string(_ s: String, _ k: String) throws -> String? {
+            switch raw(s, k) {
+            case (_, let e?): return e
+            case (.string(let v)?, _): return v
+            case (let v?, _): throw wrong(s, k, "a string", v)
+            default: return nil
+            }
+        }
+
+        func stringList(_ s: String, _ k: String) throws -> [String]? {
+            switch raw(s, k) {
+            case (_, let e?): return e.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            case (.array(let items)?, _):
+                return try items.map {
+                    guard case .string(let v) = $0 else { throw wrong(s, k, "a list of strings", $0) }
+                    return v
+                }
+            case (.string(let v)?, _): return [v]
+            case (let v?, _): throw wrong(s, k, "a list of strings", v)
+            default: return nil
+            }
+        }
+
+        func stringTable(_ s: String, _ k: String) throws -> [String: String]? {
+            var out: [String: String] = [:]
+            if case .table(let t)? = root[s], let v = t[k] {
+                guard case .table(let props) = v else { throw wrong(s, k, "a table", v) }
+                for (pk, pv) in Self.flatten(props) { out[pk] = pv }
+            }
+            // TIDEMARK_KAFKA_PROPERTIES="a.b=c,d=e"
+            if let e = env[Self.envName(s, k)] {
+                for item in e.split(separator: ",") {
+                    let kv = item.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+                    guard kv.count == 2 else {
+                        throw ConfigError(key: "\(s).\(k)", message: "\(Self.envName(s, k)) expects key=value[,key=value]")
+                    }
+                    out[kv[0]] = kv[1]
+                }
+            }
+            return out
+        }
+
+        /// Dotted TOML keys (`ssl.ca.location = "..."`) arrive nested; librdkafka wants them flat.
+        static func flatten(_ t: [String: TOMLValue], prefix: String = "") -> [(String, String)] {
+            t.flatMap { key, value -> [(String, String)] in
+                let full = prefix.isEmpty ? key : prefix + "." + key
+                switch value {
+                case .table(let sub): return flatten(sub, prefix: full)
+                case .string(let v): return [(full, v)]
+                case .integer(let v): return [(full, String(v))]
+                case .float(let v): return [(full, String(v))]
+                case .boolean(let v): return [(full, v ? "true" : "false")]
+                case .array(let items):
+                    return [(full, items.map { if case .string(let v) = $0 { return v } else { return "\($0)" } }.joined(separator: ","))]
+                }
+            }
+        }
+
+        func int(_ s: String, _ k: String) throws -> Int? {
+            switch raw(s, k) {
+            case (_, let e?):
+                guard let v = Int(e.replacingOccurrences(of: "_", with: "")) else {
+                    throw ConfigError(key: "\(s).\(k)", message: "\(Self.envName(s, k))='\(e)' is not an integer")
+                }
+                return v
+            case (.integer(let v)?, _): return Int(v)
+            case (let v?, _): throw wrong(s, k, "an integer", v)
+            default: return nil
+            }
+        }
+
+        func bool(_ s: String, _ k: String) throws -> Bool? {
+            switch raw(s, k) {
+            case (_, let e?):
+                switch e.lowercased() {
+                case "true", "1", "yes": return true
+                case "false", "0", "no": return false
+                default: throw ConfigError(key: "\(s).\(k)", message: "\(Self.envName(s, k))='\(e)' is not a boolean")
+                }
+            case (.boolean(let v)?, _): return v
+            case (let v?, _): throw wrong(s, k, "a boolean", v)
+            default: return nil
+            }
+        }
+
+        func duration(_ s: String, _ k: String) throws -> Duration? {
+            let text: String
+            switch raw(s, k) {
+            case (_, let e?): text = e
+            case (.string(let v)?, _): text = v
+            case (.integer(let v)?, _): text = String(v)
+            case (let v?, _): throw wrong(s, k, "a duration string like \"5s\"", v)
+            default: return nil
+            }
+            guard let d = EngineConfig.parseDuration(text) else {
+                throw ConfigError(key: "\(s).\(k)", message: "'\(text)' is not a duration (e.g. 500ms, 5s, 2m, 1h)")
+            }
+            return d
+        }
+
+        func size(_ s: String, _ k: String) throws -> Int64? {
+            let text: String
+            switch raw(s, k) {
+            case (_, let e?): text = e
+            case (.string(let v)?, _): text = v
+            case (.integer(let v)?, _): text = String(v)
+            case (let v?, _): throw wrong(s, k, "a size like \"64MiB\" or bytes", v)
+            default: return nil
+            }
+            guard let v = EngineConfig.parseSize(text) else {
+                throw ConfigError(key: "\(s).\(k)", message: "'\(text)' is not a size (e.g. 64MiB, 1GiB, 1048576)")
+            }
+            return v
+        }
+    }
+}
+
+/// A configuration problem, naming the key (`section.key`) when there is one.
+public struct ConfigError: Error, CustomStringConvertible, Sendable {
+    public var key: String?
+    public var message: String
+    public var description: String {
+        guard let key else { return "config: \(message)" }
+        let section = key.split(separator: ".").first.map(String.init) ?? key
+        let name = key.split(separator: ".").dropFirst().joined(separator: "_")
+        let env = name.isEmpty ? "" : " (env \(EngineConfig.Reader.envName(section, name)))"
+        return "config: \(key)\(env): \(message)"
+    }
+}

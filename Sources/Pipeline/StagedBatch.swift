@@ -1,0 +1,245 @@
+import Crypto
+import Foundation
+import KafkaSource
+import Parquet
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Forwards Parquet bytes to a file while hashing them, so the SHA-256 and size are known the
+/// moment the file is closed (no second read).
+final class HashingOutput: ParquetOutput {
+    let file: ParquetFileOutput
+    private(set) var hasher = SHA256()
+    private(set) var size: Int64 = 0
+
+    init(path: String) throws {
+        file = try ParquetFileOutput(path: path)
+    }
+
+    func write(_ bytes: UnsafeRawBufferPointer) throws {
+        hasher.update(bufferPointer: bytes)
+        size += Int64(bytes.count)
+        try file.write(bytes)
+    }
+
+    var hexDigest: String { hasher.finalize().map { String(format: "%02x", $0) }.joined() }
+}
+
+/// Errors while writing a batch into the staging directory, naming the file.
+public struct StagingError: Error, CustomStringConvertible, Sendable {
+    public var path: String
+    public var message: String
+    public var description: String { "staging \(path): \(message)" }
+}
+
+/// One batch being written into the staging directory: good records into a Parquet file,
+/// rejected records into a JSON-lines dead-letter file, both hashed while written.
+///
+/// Files are written under temporary names (`*.tmp`) and only get their final names in
+/// ``seal(keyValueMetadata:)`` after fsync; a crash leaves only `.tmp` files, which startup
+/// removes (no manifest row refers to them).
+final class StagedBatchWriter {
+    let topic: String
+    let partition: Int32
+    let startOffset: Int64
+    let startTimestampMillis: Int64?
+    private(set) var endOffset: Int64
+    private(set) var goodCount: Int64 = 0
+    private(set) var rejectedCount: Int64 = 0
+    /// Uncompressed input bytes (message values), for the max_bytes cut.
+    private(set) var inputBytes: Int = 0
+    let openedAt: ContinuousClock.Instant
+    let directory: String
+    let parquetPath: String
+    let rejectedPath: String
+    private let output: HashingOutput
+    private let writer: ParquetWriter
+    private var rejectedFD: Int32 = -1
+    private var rejectedHasher = SHA256()
+    private var rejectedSize: Int64 = 0
+    private let topicBytes: [UInt8]
+
+    init(directory: String, topic: String, partition: Int32, startOffset: Int64, startTimestampMillis: Int64?,
+         options: ParquetWriterOptions) throws {
+        self.topic = topic
+        self.partition = partition
+        self.startOffset = startOffset
+        self.startTimestampMillis = startTimestampMillis
+        self.endOffset = startOffset - 1
+        self.directory = directory
+        let base = "\(directory)/\(topic)+\(partition)+\(KeyLayout.offset20(startOffset))"
+        parquetPath = base + ".parquet"
+        rejectedPath = base + ".rejected.jsonl"
+        openedAt = .now
+        topicBytes = Array(topic.utf8)
+        unlink(parquetPath + ".tmp")
+        do {
+            output = try HashingOutput(path: parquetPath + ".tmp")
+            writer = try ParquetWriter(output: output, schema: OutputSchema.schema, options: options)
+        } catch {
+            throw StagingError(path: parquetPath + ".tmp", message: "\(error)")
+        }
+    }
+
+    var recordCount: Int64 { endOffset - startOffset + 1 }
+
+    /// Adds one Kafka record: parsed into a row, or written to the dead-letter file with its reason.
+    func add(_ message: borrowing KafkaMessageView, parser: LogRecordParser, ingestMicros: Int64) throws {
+        let offset = message.offset
+        precondition(offset > endOffset, "offsets must increase within a batch")
+        let ts = message.timestamp.milliseconds
+        let count = message.valueCount
+        try message.withValue { value in
+            switch parser.parse(value) {
+            case .success(let r):
+                writer.append(r.serial, column: OutputSchema.serial)
+                writer.appendTimestamp(micros: r.eventTimeMicros, column: OutputSchema.eventTime)
+                writer.append(r.level, column: OutputSchema.level)
+                if let range = r.messageRange {
+                    writer.append(utf8: UnsafeRawBufferPointer(rebasing: value[range]), column: OutputSchema.message)
+                } else {
+                    writer.append(r.messageText ?? "", column: OutputSchema.message)
+                }
+                if let a = r.attributes { writer.append(a, column: OutputSchema.attributes) } else {
+                    writer.appendNull(column: OutputSchema.attributes)
+                }
+                writer.appendTimestamp(micros: ingestMicros, column: OutputSchema.ingestTime)
+                topicBytes.withUnsafeBytes { writer.append(utf8: $0, column: OutputSchema.kafkaTopic) }
+                writer.append(partition, column: OutputSchema.kafkaPartition)
+                writer.append(offset, column: OutputSchema.kafkaOffset)
+                if let ts { writer.appendTimestamp(micros: ts * 1000, column: OutputSchema.kafkaTimestamp) } else {
+                    writer.appendNull(column: OutputSchema.kafkaTimestamp)
+                }
+                try writer.endRow()
+                goodCount += 1
+            case .failure(let reason):
+                try writeRejected(value, offset: offset, timestampMillis: ts, reason: reason.description)
+                rejectedCount += 1
+            }
+        }
+        endOffset = offset
+        inputBytes += count
+    }
+
+    /// One JSON object per rejected record: topic, partition, offset, kafka_timestamp_ms,
+    /// reason, raw_base64 (the exact bytes), and raw_text when the bytes are valid UTF-8.
+    private func writeRejected(_ raw: UnsafeRawBufferPointer, offset: Int64, timestampMillis: Int64?, reason: String) throws {
+        if rejectedFD < 0 {
+            unlink(rejectedPath + ".tmp")
+            rejectedFD = open(rejectedPath + ".tmp", O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0o600)
+            guard rejectedFD >= 0 else {
+                throw StagingError(path: rejectedPath + ".tmp", message: String(cString: strerror(errno)))
+            }
+        }
+        var object: [String: Any] = [
+            "topic": topic, "partition": Int(partition), "offset": offset, "reason": reason,
+            "raw_base64": Data(raw).base64EncodedString(),
+        ]
+        if let ts = timestampMillis { object["kafka_timestamp_ms"] = ts }
+        if let text = String(validating: raw, as: UTF8.self) { object["raw_text"] = text }
+        var line = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+        line.append(0x0A)
+        rejectedHasher.update(data: line)
+        rejectedSize += Int64(line.count)
+        try line.withUnsafeBytes { try writeAll(rejectedFD, $0, path: rejectedPath + ".tmp") }
+    }
+
+    /// The facts of a sealed batch.
+    struct Sealed {
+        var parquetPath: String
+        var sha256: String
+        var size: Int64
+        var rejectedPath: String?
+        var rejectedSHA256: String?
+        var rejectedSize: Int64?
+        var rows: Int
+    }
+
+    /// Finishes both files: footer with `keyValueMetadata`, fsync, rename to the final names,
+    /// fsync of the directory. Only then may the manifest say STAGED.
+    func seal(keyValueMetadata: [(key: String, value: String)]) throws -> Sealed {
+        let summary: ParquetWriteSummary
+        do {
+            summary = try writer.close(keyValueMetadata: keyValueMetadata)
+            try output.file.sync()
+            try output.file.close()
+        } catch {
+            throw StagingError(path: parquetPath + ".tmp", message: "\(error)")
+        }
+        try renameDurably(parquetPath + ".tmp", parquetPath)
+        var sealed = Sealed(parquetPath: parquetPath, sha256: output.hexDigest, size: output.size,
+                            rows: summary.rows)
+        if rejectedFD >= 0 {
+            guard fsync(rejectedFD) == 0 else {
+                throw StagingError(path: rejectedPath + ".tmp", message: "fsync: \(String(cString: strerror(errno)))")
+            }
+            close(rejectedFD)
+            rejectedFD = -1
+            try renameDurably(rejectedPath + ".tmp", rejectedPath)
+            sealed.rejectedPath = rejectedPath
+            sealed.rejectedSHA256 = rejectedHasher.finalize().map { String(format: "%02x", $0) }.joined()
+            sealed.rejectedSize = rejectedSize
+        }
+        try fsyncDirectory(directory)
+        return sealed
+    }
+
+    /// Drops the batch: closes and removes its temporary files.
+    func discard() {
+        try? output.file.close()
+        unlink(parquetPath + ".tmp")
+        if rejectedFD >= 0 { close(rejectedFD) }
+        unlink(rejectedPath + ".tmp")
+    }
+
+    private func renameDurably(_ from: String, _ to: String) throws {
+        guard rename(from, to) == 0 else {
+            throw StagingError(path: to, message: "rename from \(from): \(String(cString: strerror(errno)))")
+        }
+    }
+}
+
+func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, path: String) throws {
+    var done = 0
+    while done < bytes.count {
+        let n = write(fd, bytes.baseAddress! + done, bytes.count - done)
+        if n < 0 {
+            if errno == EINTR { continue }
+            throw StagingError(path: path, message: "write: \(String(cString: strerror(errno)))")
+        }
+        done += n
+    }
+}
+
+func fsyncDirectory(_ path: String) throws {
+    let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+    guard fd >= 0 else { throw StagingError(path: path, message: "open directory: \(String(cString: strerror(errno)))") }
+    defer { close(fd) }
+    guard fsync(fd) == 0 else { throw StagingError(path: path, message: "fsync directory: \(String(cString: strerror(errno)))") }
+}
+
+/// SHA-256 (lower-case hex) and size of a file, streamed in 1 MiB blocks.
+func hashFile(_ path: String) throws -> (sha256: String, size: Int64)? {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    if fd < 0 {
+        if errno == ENOENT { return nil }
+        throw StagingError(path: path, message: "open: \(String(cString: strerror(errno)))")
+    }
+    defer { close(fd) }
+    var hasher = SHA256()
+    var size: Int64 = 0
+    var buffer = [UInt8](repeating: 0, count: 1 << 20)
+    while true {
+        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if n < 0 {
+            if errno == EINTR { continue }
+            throw StagingError(path: path, message: "read: \(String(cString: strerror(errno)))")
+        }
+        if n == 0 { break }
+        buffer.withUnsafeBytes { hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+        size += Int64(n)
+    }
+    return (hasher.finalize().map { String(format: "%02x", $0) }.joined(), size)
+}

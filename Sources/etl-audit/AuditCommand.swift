@@ -1,0 +1,148 @@
+import ArgumentParser
+import Foundation
+import KafkaSource
+import Logging
+import Manifest
+import ObjectStore
+import Pipeline
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `etl-audit`: proves the sink matches the manifest and Kafka (a thin shell over `Pipeline.Auditor`).
+@main
+struct AuditCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "etl-audit",
+        abstract: "Check that S3 matches the manifest and that every offset is delivered exactly once.",
+        discussion: """
+            Reads the manifest (without locking it: safe beside a running etl-engine), lists the \
+            objects under the sink prefix, HEADs each one, and reads the consumer group's \
+            committed offsets. It reports, with the key, partition and offsets at fault:
+              missing_object, size_mismatch, sha256_mismatch   a delivered batch whose object is absent or differs
+              unknown_object                                   an object the manifest does not know (another writer, manual upload)
+              gap, overlap                                     offsets in no batch / in two batches (also across objects)
+              offset_behind, offset_ahead                      Kafka's committed offset disagrees with the chain's end + 1
+              rejected_missing, rejected_count_mismatch        dead-letter objects that do not match the manifest
+            With --deep it also downloads every object (8 MiB ranges, parallel, bounded memory), \
+            recomputes its SHA-256 and reads its Parquet footer:
+              content_sha256_mismatch, row_count_mismatch, offset_stats_mismatch, unreadable_parquet
+
+            Exit codes: 0 consistent; 1 discrepancies found; 2 could not run (config, store or Kafka unreachable).
+            """
+    )
+
+    @Option(name: .long, help: ArgumentHelp("The engine's TOML configuration file.", valueName: "path"))
+    var config: String?
+
+    @Flag(name: .long, help: "Download every object: recompute SHA-256 and check the Parquet footer.")
+    var deep = false
+
+    @Option(name: .long, help: ArgumentHelp("Only batches updated within this long (e.g. 24h).", valueName: "duration"))
+    var since: String?
+
+    @Option(name: .long, help: ArgumentHelp("Only one partition, as TOPIC:PARTITION.", valueName: "topic:partition"))
+    var partition: String?
+
+    @Flag(name: .long, help: "Print the report as JSON.")
+    var json = false
+
+    func validate() throws {
+        if since != nil && partition != nil { throw ValidationError("--since and --partition cannot be combined") }
+    }
+
+    func run() throws {
+        let cfg: EngineConfig
+        var options = AuditOptions()
+        do {
+            cfg = try EngineConfig.load(path: config)
+            options.deep = deep
+            if let since {
+                guard let d = EngineConfig.parseDuration(since) else { throw ValidationError("--since '\(since)' is not a duration") }
+                options.since = d
+            }
+            if let partition {
+                let parts = partition.split(separator: ":")
+                guard parts.count == 2, let p = Int32(parts[1]) else { throw ValidationError("--partition expects TOPIC:PARTITION, e.g. logs:0") }
+                options.partition = TopicPartition(topic: String(parts[0]), partition: p)
+            }
+        } catch {
+            FileHandle.standardError.write(Data("etl-audit: \(error)\n".utf8))
+            throw ExitCode(2)
+        }
+        LoggingSystem.bootstrap { label in
+            var h = StreamLogHandler.standardError(label: label)
+            h.logLevel = .warning
+            return h
+        }
+        let logger = Logger(label: "tidemark.audit")
+        let report: AuditReport
+        do {
+            let manifest = try Manifest.openReadOnly(path: cfg.staging.manifest)
+            let location = try ObjectStoreLocation(parsing: cfg.sink.url)
+            let store = try makeObjectStore(location: location, s3: Engine.s3Configuration(cfg), logger: logger)
+            let tps = Set(try manifest.batches().map { TopicPartition(topic: $0.topic, partition: $0.partition) })
+                .filter { options.partition == nil || $0 == options.partition }
+            var committed: [TopicPartition: Int64] = [:]
+            if !tps.isEmpty {
+                let kc = KafkaConsumerConfig(bootstrapServers: cfg.kafka.brokers, groupID: cfg.kafka.groupID,
+                                             topics: cfg.kafka.topics, properties: cfg.kafka.properties)
+                let consumer = try KafkaConsumer(config: kc, rebalanceHandler: nil, logger: logger)
+                committed = try consumer.committed(Array(tps), timeout: .seconds(30)).mapValues(\.offset)
+                try? consumer.close(timeout: .seconds(5))
+            }
+            let tty = isatty(2) == 1 && !json
+            if tty {
+                options.progress = { done, total, bytes in
+                    let pct = total == 0 ? 100 : done * 100 / total
+                    let mb = Double(bytes) / 1_048_576
+                    FileHandle.standardError.write(Data("\r  checking objects \(done)/\(total) (\(pct)%) \(String(format: "%.1f", mb)) MiB   ".utf8))
+                }
+            }
+            report = try Auditor(manifest: manifest, store: store, layout: KeyLayout(prefix: location.prefix),
+                                 committed: committed, options: options).run()
+            if tty { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+        } catch {
+            FileHandle.standardError.write(Data("etl-audit: cannot run: \(error)\n".utf8))
+            throw ExitCode(2)
+        }
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            var doc = try JSONSerialization.jsonObject(with: encoder.encode(report)) as? [String: Any] ?? [:]
+            doc["counts"] = report.counts
+            doc["consistent"] = report.isConsistent
+            let data = try JSONSerialization.data(withJSONObject: doc, options: [.prettyPrinted, .sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+        } else {
+            print(Self.render(report))
+        }
+        if !report.isConsistent { throw ExitCode(1) }
+    }
+
+    static func render(_ r: AuditReport) -> String {
+        var lines = [
+            "etl-audit (\(r.deep ? "deep" : "shallow"))",
+            "  partitions  \(r.partitions)",
+            "  batches     \(r.batches)",
+            "  objects     \(r.objects)",
+            "  bytes       \(r.bytes)",
+            "  records     \(r.records) in Parquet, \(r.rejectedRecords) in dead-letter objects",
+        ]
+        if r.isConsistent {
+            lines.append("  result      CONSISTENT: no discrepancies")
+        } else {
+            lines.append("  result      \(r.discrepancies.count) DISCREPANCIES")
+            for (kind, n) in r.counts.sorted(by: { $0.key < $1.key }) { lines.append("    \(kind): \(n)") }
+            lines.append("")
+            for x in r.discrepancies {
+                var where_ = ""
+                if let t = x.topic, let p = x.partition { where_ = " \(t)[\(p)]" }
+                if let s = x.startOffset, let e = x.endOffset { where_ += " \(s)...\(e)" }
+                lines.append("  \(x.kind.rawValue)\(where_)\(x.key.map { " \($0)" } ?? ""): \(x.detail)")
+            }
+        }
+        return lines.joined(separator: "\n")
+    }
+}

@@ -1,0 +1,143 @@
+import ArgumentParser
+import Foundation
+import KafkaSource
+import Logging
+import ObjectStore
+import Pipeline
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `etl-engine`: runs the pipeline (a thin shell over `Pipeline.Engine`).
+@main
+struct EngineCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "etl-engine",
+        abstract: "Move log records from Kafka to S3 as Parquet, exactly once.",
+        discussion: """
+            Consumes the configured topics with manual offsets, parses each record (text lines \
+            '<serial> <ISO-8601 time> <LEVEL> <message>' or JSON lines) into typed columns, writes \
+            each micro-batch as a Parquet file in the staging directory, records it in the SQLite \
+            manifest, uploads it with a conditional create under a deterministic key, and only \
+            then commits the Kafka offsets. Records that do not parse go to dead-letter objects \
+            under <prefix>/_rejected/ with their reason. See docs/protocol.md.
+
+            Runs until SIGTERM or SIGINT: open batches are finished and committed, then it exits \
+            0. A second signal exits at once (safe: the next start, or etl-recover, finishes the \
+            work from the manifest).
+
+            Every config key can be overridden by TIDEMARK_<SECTION>_<KEY>, e.g. \
+            TIDEMARK_KAFKA_BROKERS=127.0.0.1:9092 or TIDEMARK_SINK_URL=file:///tmp/lake. S3 \
+            credentials come from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN or \
+            the AWS profile (AWS_PROFILE). TIDEMARK_FAILPOINTS=name[@N] arms crash points for \
+            testing (docs/protocol.md).
+
+            Example config (tidemark.toml):
+              [kafka]
+              brokers = "127.0.0.1:9092"
+              topics = ["logs"]
+              group_id = "tidemark"
+              [sink]
+              url = "s3://my-bucket/lake/logs"    # or "file:///var/lib/lake"
+              [staging]
+              dir = "/var/lib/tidemark/staging"
+              manifest = "/var/lib/tidemark/manifest.sqlite"
+              [batch]
+              max_records = 500000
+              max_bytes = "128MiB"
+              max_age = "60s"
+
+            Exit codes: 0 stopped cleanly; 1 runtime failure; 2 configuration or start-up error \
+            (the message names the key, file or address at fault).
+            """
+    )
+
+    @Option(name: .long, help: ArgumentHelp("The TOML configuration file.", valueName: "path"))
+    var config: String?
+
+    @Option(name: .long, help: ArgumentHelp(
+        "Exit 0 once no record arrived for this long and everything read is committed (e.g. 5s).",
+        valueName: "duration"))
+    var untilIdle: String?
+
+    @Flag(name: .long, help: "Validate the configuration and connectivity (manifest, object store, Kafka), then exit.")
+    var check = false
+
+    @Option(name: .long, help: ArgumentHelp("Override [engine] log_level (trace, debug, info, warning, error).", valueName: "level"))
+    var logLevel: String?
+
+    func run() throws {
+        var cfg: EngineConfig
+        do {
+            cfg = try EngineConfig.load(path: config)
+            if let level = logLevel { cfg.engine.logLevel = level }
+            try cfg.validate()
+        } catch {
+            FileHandle.standardError.write(Data("etl-engine: \(error)\n".utf8))
+            throw ExitCode(2)
+        }
+        var idle: Duration?
+        if let untilIdle {
+            guard let d = EngineConfig.parseDuration(untilIdle) else {
+                FileHandle.standardError.write(Data("etl-engine: --until-idle '\(untilIdle)' is not a duration (e.g. 5s)\n".utf8))
+                throw ExitCode(2)
+            }
+            idle = d
+        }
+        let level = Logger.Level(rawValue: cfg.engine.logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var h = StreamLogHandler.standardError(label: label)
+            h.logLevel = level
+            return h
+        }
+        let logger = Logger(label: "tidemark.engine")
+        for w in cfg.warnings { logger.warning("\(w)") }
+
+        // Block the shutdown signals in every thread; a dedicated thread receives them.
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGTERM)
+        sigaddset(&set, SIGINT)
+        pthread_sigmask(SIG_BLOCK, &set, nil)
+
+        let engine: Engine
+        do {
+            engine = try Engine(config: cfg, logger: logger)
+        } catch {
+            FileHandle.standardError.write(Data("etl-engine: cannot start: \(error)\n".utf8))
+            throw ExitCode(2)
+        }
+        if check {
+            do {
+                try engine.check()
+                print("etl-engine: configuration OK; manifest, object store and Kafka reachable")
+                return
+            } catch {
+                FileHandle.standardError.write(Data("etl-engine: check failed: \(error)\n".utf8))
+                throw ExitCode(2)
+            }
+        }
+        let blocked = set
+        let signals = Thread {
+            var s = blocked
+            var sig: Int32 = 0
+            sigwait(&s, &sig)
+            logger.notice("signal \(sig): finishing open batches (send it again to exit at once)")
+            engine.requestStop()
+            sigwait(&s, &sig)
+            FileHandle.standardError.write(Data("etl-engine: second signal, exiting now\n".utf8))
+            _exit(130)
+        }
+        signals.start()
+        do {
+            let code = try engine.run(untilIdle: idle)
+            if code != 0 { throw ExitCode(code) }
+        } catch let e as ExitCode {
+            throw e
+        } catch {
+            logger.critical("engine failed: \(error)")
+            throw ExitCode(1)
+        }
+    }
+}

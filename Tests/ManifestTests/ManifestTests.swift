@@ -1,0 +1,172 @@
+import Foundation
+import Manifest
+import TestSupport
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+private func sampleBatch(start: Int64, end: Int64, partition: Int32 = 0, rejected: Int64 = 0) -> NewBatch {
+    NewBatch(topic: "logs", partition: partition, startOffset: start, endOffset: end,
+             goodCount: end - start + 1 - rejected, rejectedCount: rejected,
+             objectKey: "p/topic=logs/dt=2026-11-26/partition=\(partition)/logs+\(partition)+\(start).parquet",
+             rejectedKey: rejected > 0 ? "p/_rejected/x+\(start)+\(end).jsonl" : nil,
+             filePath: "/staging/\(partition)-\(start).parquet", fileSHA256: String(repeating: "a", count: 64), fileSize: 1234)
+}
+
+@Suite("Manifest")
+struct ManifestTests {
+    @Test("a staged batch walks STAGED -> UPLOADING -> UPLOADED -> COMMITTED with its upload id, parts, etag and events")
+    func happyPath() throws {
+        try withTemporaryDirectory { dir in
+            let m = try Manifest.open(path: dir.appendingPathComponent("m/manifest.sqlite").path)
+            defer { m.close() }
+            let id = try m.insertStaged(sampleBatch(start: 0, end: 99, rejected: 3))
+            try m.transition(batchID: id, from: .staged, to: .uploading, changes: BatchChanges(uploadID: "u1"))
+            try m.recordPart(batchID: id, uploadID: "u1", PartRecord(partNumber: 1, size: 10, checksum: "c1", etag: "e1"))
+            try m.recordPart(batchID: id, uploadID: "u1", PartRecord(partNumber: 2, size: 5, checksum: "c2", etag: "e2"))
+            try m.transition(batchID: id, from: .uploading, to: .uploaded, changes: BatchChanges(etag: "etag-x"))
+            #expect(try m.lastDeliveredEnd(topic: "logs", partition: 0) == 99)
+            #expect(try m.unfinishedBatches().map(\.id) == [id])
+            try m.transition(batchID: id, from: .uploaded, to: .committed)
+            let b = try #require(try m.batch(id: id))
+            #expect(b.state == .committed)
+            #expect(b.uploadID == "u1")
+            #expect(b.etag == "etag-x")
+            #expect(b.rejectedCount == 3)
+            #expect(b.goodCount == 97)
+            #expect(b.recordCount == 100)
+            #expect(try m.parts(batchID: id, uploadID: "u1").map(\.partNumber) == [1, 2])
+            #expect(try m.unfinishedBatches().isEmpty)
+            #expect(try m.events(batchID: id).map(\.kind) == ["STAGED", "STAGED->UPLOADING", "UPLOADING->UPLOADED", "UPLOADED->COMMITTED"])
+        }
+    }
+
+    @Test("every transition outside docs/protocol.md's list is refused, and a stale 'from' state is refused")
+    func illegalTransitions() throws {
+        let legal: Set<String> = ["STAGED->UPLOADING", "STAGED->UPLOADED", "STAGED->ABANDONED", "STAGED->SUPERSEDED",
+                                  "UPLOADING->UPLOADING", "UPLOADING->UPLOADED", "UPLOADING->SUPERSEDED",
+                                  "UPLOADING->ABANDONED", "UPLOADED->COMMITTED"]
+        for from in BatchState.allCases {
+            for to in BatchState.allCases {
+                #expect(from.canTransition(to: to) == legal.contains("\(from)->\(to)"), "\(from)->\(to)")
+            }
+        }
+        try withTemporaryDirectory { dir in
+            let m = try Manifest.open(path: dir.appendingPathComponent("manifest.sqlite").path)
+            defer { m.close() }
+            let id = try m.insertStaged(sampleBatch(start: 0, end: 9))
+            #expect(throws: ManifestError.self) { try m.transition(batchID: id, from: .staged, to: .committed) }
+            try m.transition(batchID: id, from: .staged, to: .uploaded)
+            // The caller believes the batch is still STAGED: refused, state unchanged.
+            #expect(throws: ManifestError.self) { try m.transition(batchID: id, from: .staged, to: .abandoned) }
+            #expect(try m.batch(id: id)?.state == .uploaded)
+        }
+    }
+
+    @Test("a batch overlapping a live batch of the same partition is refused; abandoned ranges can be redone")
+    func overlapRefused() throws {
+        try withTemporaryDirectory { dir in
+            let m = try Manifest.open(path: dir.appendingPathComponent("manifest.sqlite").path)
+            defer { m.close() }
+            let a = try m.insertStaged(sampleBatch(start: 100, end: 199))
+            #expect(throws: ManifestError.self) { try m.insertStaged(sampleBatch(start: 150, end: 250)) }
+            #expect(throws: ManifestError.self) { try m.insertStaged(sampleBatch(start: 0, end: 100)) }
+            try m.insertStaged(sampleBatch(start: 200, end: 299))
+            try m.insertStaged(sampleBatch(start: 150, end: 160, partition: 1))
+            try m.transition(batchID: a, from: .staged, to: .abandoned, changes: BatchChanges(note: "file missing"))
+            try m.insertStaged(sampleBatch(start: 100, end: 180))
+            #expect(try m.batches(topic: "logs", partition: 0).map(\.startOffset) == [100, 100, 200])
+        }
+    }
+
+    @Test("a second open of the same manifest fails fast naming the holder's PID; it opens again after close")
+    func exclusiveLock() throws {
+        try withTemporaryDirectory { dir in
+            let path = dir.appendingPathComponent("manifest.sqlite").path
+            let m = try Manifest.open(path: path)
+            #expect(Manifest.lockHolder(path: path) == getpid())
+            do {
+                _ = try Manifest.open(path: path)
+                Issue.record("second open succeeded")
+            } catch let ManifestError.locked(p, pid) {
+                #expect(p == path)
+                #expect(pid == getpid())
+            }
+            m.close()
+            #expect(Manifest.lockHolder(path: path) == nil)
+            let again = try Manifest.open(path: path)
+            again.close()
+        }
+    }
+
+    @Test("data survives close and reopen; files are private (dir 0700, database 0600); journal is WAL")
+    func durabilityAndPermissions() throws {
+        try withTemporaryDirectory { dir in
+            let path = dir.appendingPathComponent("state/manifest.sqlite").path
+            do {
+                let m = try Manifest.open(path: path)
+                try m.insertStaged(sampleBatch(start: 0, end: 9))
+                m.close()
+            }
+            let m = try Manifest.open(path: path)
+            defer { m.close() }
+            #expect(try m.batches().count == 1)
+            var st = stat()
+            #expect(stat(path, &st) == 0)
+            #expect(st.st_mode & 0o777 == 0o600)
+            #expect(stat(dir.appendingPathComponent("state").path, &st) == 0)
+            #expect(st.st_mode & 0o777 == 0o700)
+            #expect(FileManager.default.fileExists(atPath: path + "-wal"))
+        }
+    }
+
+    @Test("a corrupt database file is reported as corrupt or unreadable, naming the path")
+    func corruptFile() throws {
+        try withTemporaryDirectory { dir in
+            let path = dir.appendingPathComponent("manifest.sqlite").path
+            try Data(repeating: 0x42, count: 8192).write(to: URL(fileURLWithPath: path))
+            do {
+                _ = try Manifest.open(path: path)
+                Issue.record("opened a garbage file")
+            } catch let error as ManifestError {
+                #expect(error.description.contains(path))
+            }
+        }
+    }
+
+    @Test("a manifest under a read-only directory fails at open with a clear error")
+    func readOnlyDirectory() throws {
+        guard getuid() != 0 else {
+            // root ignores directory permissions; use a path under a regular file instead.
+            try withTemporaryDirectory { dir in
+                let file = dir.appendingPathComponent("file")
+                try Data("x".utf8).write(to: file)
+                let path = file.appendingPathComponent("manifest.sqlite").path
+                #expect(throws: ManifestError.self) { _ = try Manifest.open(path: path) }
+            }
+            return
+        }
+        try withTemporaryDirectory { dir in
+            chmod(dir.path, 0o500)
+            defer { chmod(dir.path, 0o700) }
+            #expect(throws: ManifestError.self) { _ = try Manifest.open(path: dir.appendingPathComponent("manifest.sqlite").path) }
+        }
+    }
+
+    @Test("prune removes only final batches older than the cutoff")
+    func prune() throws {
+        try withTemporaryDirectory { dir in
+            let m = try Manifest.open(path: dir.appendingPathComponent("manifest.sqlite").path)
+            defer { m.close() }
+            let a = try m.insertStaged(sampleBatch(start: 0, end: 9))
+            try m.transition(batchID: a, from: .staged, to: .uploaded)
+            try m.transition(batchID: a, from: .uploaded, to: .committed)
+            let b = try m.insertStaged(sampleBatch(start: 10, end: 19))
+            #expect(try m.prune(finalBefore: Date().addingTimeInterval(60)) == 1)
+            #expect(try m.batches().map(\.id) == [b])
+            #expect(try m.countsByState() == [.staged: 1])
+        }
+    }
+}

@@ -1,0 +1,142 @@
+import Foundation
+import Pipeline
+import Testing
+
+@Suite("engine configuration")
+struct EngineConfigTests {
+    let sample = """
+        # Tidemark example
+        [kafka]
+        brokers = "127.0.0.1:9092"
+        topics = ["logs", "audit"]
+        group_id = "etl"
+        [kafka.properties]
+        "client.id" = "tm-1"
+        ssl.ca.location = "/etc/ca.pem"
+
+        [sink]
+        url = "s3://bucket/lake/logs"
+        endpoint = "http://127.0.0.1:9000"
+        part_size = "8MiB"
+
+        [staging]
+        dir = "/var/lib/tm/staging"
+        manifest = '/var/lib/tm/manifest.sqlite'
+
+        [batch]
+        max_records = 100_000
+        max_bytes = "64MiB"
+        max_age = "500ms"
+
+        [input]
+        format = "text"
+        """
+
+    @Test("a full TOML file maps onto every field; durations and sizes use their units")
+    func parsesFile() throws {
+        let root = try TOML.parse(sample)
+        _ = root
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("tm-\(UUID()).toml")
+        try sample.write(to: url, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: url) }
+        let c = try EngineConfig.load(path: url.path, environment: [:])
+        #expect(c.kafka.brokers == "127.0.0.1:9092")
+        #expect(c.kafka.topics == ["logs", "audit"])
+        #expect(c.kafka.groupID == "etl")
+        #expect(c.kafka.properties == ["client.id": "tm-1", "ssl.ca.location": "/etc/ca.pem"])
+        #expect(c.sink.url == "s3://bucket/lake/logs")
+        #expect(c.sink.partSize == 8 << 20)
+        #expect(c.staging.manifest == "/var/lib/tm/manifest.sqlite")
+        #expect(c.batch.maxRecords == 100_000)
+        #expect(c.batch.maxBytes == 64 << 20)
+        #expect(c.batch.maxAge == .milliseconds(500))
+        #expect(c.input.format == .text)
+        #expect(c.warnings.isEmpty)
+    }
+
+    @Test("environment variables TIDEMARK_<SECTION>_<KEY> override the file")
+    func envOverrides() throws {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("tm-\(UUID()).toml")
+        try sample.write(to: url, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: url) }
+        let c = try EngineConfig.load(path: url.path, environment: [
+            "TIDEMARK_KAFKA_BROKERS": "10.1.1.1:9093", "TIDEMARK_KAFKA_TOPICS": "a, b",
+            "TIDEMARK_BATCH_MAX_AGE": "2m", "TIDEMARK_SINK_PATH_STYLE": "false",
+            "TIDEMARK_KAFKA_PROPERTIES": "security.protocol=SSL",
+        ])
+        #expect(c.kafka.brokers == "10.1.1.1:9093")
+        #expect(c.kafka.topics == ["a", "b"])
+        #expect(c.batch.maxAge == .seconds(120))
+        #expect(c.sink.pathStyle == false)
+        #expect(c.kafka.properties["security.protocol"] == "SSL")
+        #expect(c.kafka.properties["client.id"] == "tm-1")
+    }
+
+    @Test("unknown keys, wrong types and bad values are errors naming the key", arguments: [
+        ("[kafka]\nbrokers = \"b\"\ntopics = [\"t\"]\nbrokerz = 1\n[sink]\nurl = \"file:///x\"", "kafka.brokerz"),
+        ("[kafka]\nbrokers = \"b\"\ntopics = [\"t\"]\n[sink]\nurl = \"file:///x\"\n[sinks]\n", "sinks"),
+        ("[kafka]\nbrokers = 5\ntopics = [\"t\"]\n[sink]\nurl = \"file:///x\"", "kafka.brokers"),
+        ("[kafka]\nbrokers = \"b\"\ntopics = [\"t\"]\n[sink]\nurl = \"file:///x\"\n[batch]\nmax_age = \"soon\"", "batch.max_age"),
+        ("[kafka]\nbrokers = \"b\"\ntopics = [\"t\"]\n[sink]\nurl = \"file:///x\"\npart_size = \"1MiB\"", "sink.part_size"),
+        ("[kafka]\nbrokers = \"b\"\ntopics = [\"a/b\"]\n[sink]\nurl = \"file:///x\"", "kafka.topics"),
+        ("[kafka]\nbrokers = \"b\"\ntopics = [\"t\"]\n[sink]\nurl = \"http://x\"", "sink.url"),
+        ("[kafka]\ntopics = [\"t\"]\n[sink]\nurl = \"file:///x\"", "kafka.brokers"),
+        ("[kafka]\nbrokers = \"b\"\ntopics = [\"t\"]\n[sink]\nurl = \"file:///x\"\n[input]\nformat = \"xml\"", "input.format"),
+    ])
+    func rejects(_ toml: String, _ key: String) throws {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("tm-\(UUID()).toml")
+        try toml.write(to: url, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: url) }
+        do {
+            _ = try EngineConfig.load(path: url.path, environment: [:])
+            Issue.record("accepted")
+        } catch let e as ConfigError {
+            #expect(e.key == key, "\(e)")
+            #expect(e.description.contains(key))
+        }
+    }
+
+    @Test("a secret in the file is accepted with a warning that does not contain the secret")
+    func secretWarning() throws {
+        let toml = "[kafka]\nbrokers = \"b\"\ntopics = [\"t\"]\n[sink]\nurl = \"s3://b/p\"\naccess_key_id = \"AKIAX\"\nsecret_access_key = \"SeCrEt-123\""
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("tm-\(UUID()).toml")
+        try toml.write(to: url, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: url) }
+        let c = try EngineConfig.load(path: url.path, environment: [:])
+        #expect(c.warnings.count == 1)
+        #expect(!c.warnings.joined().contains("SeCrEt-123"))
+    }
+
+    @Test("TOML syntax errors name the line")
+    func syntaxErrors() {
+        for (text, line) in [("a = 1\nb = \n", 2), ("[t]\nx = \"unterminated\n", 2), ("a = 1\na = 2", 2), ("x = [1, 2\n", 2)] {
+            do {
+                _ = try TOML.parse(text)
+                Issue.record("accepted \(text)")
+            } catch let e as TOMLError {
+                #expect(e.line == line, "\(text): \(e)")
+            } catch {
+                Issue.record("\(error)")
+            }
+        }
+        #expect((try? TOML.parse("a = \"x\\u00e9\\n\" # c\nb = [ 'l', \"m\" , ]\nc = { d = 1, e.f = true }\ng = 1_000\nh = 1.5")) == [
+            "a": .string("x\u{e9}\n"), "b": .array([.string("l"), .string("m")]),
+            "c": .table(["d": .integer(1), "e": .table(["f": .boolean(true)])]), "g": .integer(1000), "h": .float(1.5),
+        ])
+    }
+
+    @Test("durations and sizes", arguments: [("500ms", 500), ("5s", 5000), ("2m", 120_000), ("1h", 3_600_000), ("1.5", 1500)])
+    func durations(_ text: String, _ ms: Int64) {
+        #expect(EngineConfig.parseDuration(text) == .milliseconds(ms))
+    }
+
+    @Test("sizes accept binary and decimal units and plain bytes; junk is nil")
+    func sizes() {
+        #expect(EngineConfig.parseSize("64MiB") == 64 << 20)
+        #expect(EngineConfig.parseSize("1GiB") == 1 << 30)
+        #expect(EngineConfig.parseSize("10MB") == 10_000_000)
+        #expect(EngineConfig.parseSize("1048576") == 1_048_576)
+        #expect(EngineConfig.parseSize("lots") == nil)
+        #expect(EngineConfig.parseSize("-5") == nil)
+    }
+}

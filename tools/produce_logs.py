@@ -1,0 +1,116 @@
+#!/usr/bin/env python3
+"""Produce synthetic log lines to Kafka with the Python confluent-kafka client (librdkafka 2.16).
+
+Lines have the generator's format: "<serial> <ISO-8601 UTC time with ms> <LEVEL> <message>".
+Deterministic for a seed. --bad-fraction mixes in malformed records (truncated, bad timestamp,
+binary garbage, empty, invalid UTF-8) so the engine's dead-letter path is exercised.
+
+  produce_logs.py --bootstrap B --topic T --count N [--partitions P] [--seed S] [--start-serial K]
+                  [--bad-fraction F] [--random-bytes N] [--pad N] [--compression C]
+Prints {"produced": N, "bad": M}.
+"""
+import argparse
+import base64
+import json
+import random
+import sys
+from datetime import datetime, timedelta, timezone
+
+from confluent_kafka import Producer
+
+LEVELS = ["INFO"] * 70 + ["DEBUG"] * 15 + ["WARN"] * 10 + ["ERROR"] * 5
+WORDS = ("user session request cache disk login payment order queue worker timeout retry "
+         "connection handshake shard replica leader commit index query latency").split()
+
+
+BLOB = ""
+
+
+def line(rng, serial, base, random_bytes=0):
+    t = base + timedelta(milliseconds=serial * 7)
+    ts = t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+    target = rng.randint(60, 120)
+    words = []
+    while len(" ".join(words)) < target:
+        words.append(rng.choice(WORDS) + ("" if rng.random() < 0.7 else f"={rng.randint(0, 99999)}"))
+    msg = " ".join(words)[:target]
+    if random_bytes:
+        # Incompressible payload (base64 of random bytes), for tests that need large objects.
+        msg += " blob=" + base64.b64encode(rng.randbytes(random_bytes * 3 // 4)).decode()
+    if BLOB:
+        msg += " pad=" + BLOB
+    return f"{serial} {ts} {rng.choice(LEVELS)} {msg}".encode()
+
+
+def bad(rng, good):
+    kind = rng.randrange(5)
+    if kind == 0:
+        return good[: rng.randint(1, 12)]                       # truncated
+    if kind == 1:
+        return good.replace(b"T", b"X", 1)                      # bad timestamp
+    if kind == 2:
+        return bytes(rng.randrange(256) for _ in range(rng.randint(1, 64)))  # binary garbage
+    if kind == 3:
+        return b""                                              # empty
+    return good[:20] + b"\xc3\x28" + good[22:]                  # invalid UTF-8
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bootstrap", required=True)
+    ap.add_argument("--topic", required=True)
+    ap.add_argument("--count", type=int, required=True)
+    ap.add_argument("--partitions", type=int, default=0, help="round-robin over P partitions (else keyed by serial)")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--start-serial", type=int, default=0)
+    ap.add_argument("--bad-fraction", type=float, default=0.0)
+    ap.add_argument("--random-bytes", type=int, default=0, help="append ~N incompressible characters to each message")
+    ap.add_argument("--pad", type=int, default=0,
+                    help="append the same N-character string to every message (compresses away in Kafka, "
+                         "not in uncompressed Parquet: large objects from a small broker log)")
+    ap.add_argument("--compression", default="zstd",
+                    help="producer compression.type (the dev broker keeps only ~5 MiB of stored bytes per partition)")
+    args = ap.parse_args()
+
+    global BLOB
+    rng = random.Random(args.seed)
+    BLOB = "".join(random.Random(args.seed + 1).choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(args.pad))
+    base = datetime(2026, 11, 26, 0, 0, 0, tzinfo=timezone.utc)
+    errors = []
+
+    def on_delivery(err, _msg):
+        if err is not None:
+            errors.append(str(err))
+
+    p = Producer({"bootstrap.servers": args.bootstrap, "enable.idempotence": True, "acks": "all",
+                  "linger.ms": 20, "batch.num.messages": 10000, "queue.buffering.max.messages": 500000,
+                  "compression.type": args.compression})
+    nbad = 0
+    for i in range(args.count):
+        serial = args.start_serial + i
+        value = line(rng, serial, base, args.random_bytes)
+        if args.bad_fraction and rng.random() < args.bad_fraction:
+            value = bad(rng, value)
+            nbad += 1
+        kwargs = {"value": value, "on_delivery": on_delivery}
+        if args.partitions:
+            kwargs["partition"] = i % args.partitions
+        else:
+            kwargs["key"] = str(serial).encode()
+        while True:
+            try:
+                p.produce(args.topic, **kwargs)
+                break
+            except BufferError:
+                p.poll(0.05)
+        p.poll(0)
+    left = p.flush(120)
+    if left or errors:
+        print(json.dumps({"error": errors[:5], "undelivered": left}), file=sys.stderr)
+        return 1
+    print(json.dumps({"produced": args.count, "bad": nbad}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
