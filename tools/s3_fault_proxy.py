@@ -9,7 +9,9 @@ Every request is forwarded to --upstream unless a fault rule matches it.
 
 Control endpoints (on the proxy itself):
     POST /__proxy__/rules   body: JSON list of rules; replaces the rules and clears the log
-    GET  /__proxy__/log     JSON list of {"method", "path", "query", "action"} for every request
+    GET  /__proxy__/log     JSON list of {"method", "path", "query", "action", "headers"} for every
+                            request; "headers" holds only x-amz-server-side-encryption* and
+                            If-None-Match
 
 A rule matches a request when every given condition holds:
     "method": "PUT"                     HTTP method
@@ -200,7 +202,11 @@ class Handler(BaseHTTPRequestHandler):
 
         rule = STATE.match(self.command, parsed.path, query)
         action = rule["action"] if rule else "forward"
-        STATE.record({"method": self.command, "path": parsed.path, "query": query, "action": action})
+        # Only these request headers are logged (never Authorization or the security token).
+        logged = {k.lower(): v for k, v in self.headers.items()
+                  if k.lower().startswith("x-amz-server-side-encryption") or k.lower() == "if-none-match"}
+        STATE.record({"method": self.command, "path": parsed.path, "query": query, "action": action,
+                      "headers": logged})
         if action == "status":
             status = rule.get("status", 500)
             return self._send(status, error_xml(rule.get("code", "InternalError"), "injected by s3_fault_proxy"),

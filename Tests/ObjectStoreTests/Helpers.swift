@@ -96,14 +96,15 @@ final class FaultProxy {
     }
 
     /// Every request the proxy saw since the rules were last set.
-    func log() throws -> [(method: String, path: String, query: [String: String], action: String)] {
+    func log() throws -> [(method: String, path: String, query: [String: String], action: String,
+                           headers: [String: String])] {
         let response = try control.perform(HTTPRequest(method: "GET", url: endpoint + "/__proxy__/log", headers: [],
                                                        body: nil, connectTimeout: 5, timeout: 10,
                                                        maxResponseBytes: 64 << 20))
         let entries = try JSONSerialization.jsonObject(with: Data(response.body)) as? [[String: Any]] ?? []
         return entries.map {
             ($0["method"] as? String ?? "", $0["path"] as? String ?? "", $0["query"] as? [String: String] ?? [:],
-             $0["action"] as? String ?? "")
+             $0["action"] as? String ?? "", $0["headers"] as? [String: String] ?? [:])
         }
     }
 

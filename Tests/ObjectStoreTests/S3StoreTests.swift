@@ -293,6 +293,36 @@ struct S3FaultTests {
         #expect(error?.attempts == 1)
     }
 
+    @Test("server-side encryption and If-None-Match headers go on Create and Put, not on parts", arguments: [
+        S3Configuration.ServerSideEncryption.aes256, .kms(keyID: "arn:aws:kms:us-east-1:111122223333:key/k-1"),
+    ])
+    func encryptionHeaders(sse: S3Configuration.ServerSideEncryption) throws {
+        let proxy = try FaultProxy()
+        defer { proxy.stop() }
+        let store = try makeS3Store(endpoint: proxy.endpoint) { $0.serverSideEncryption = sse }
+        _ = try store.putObject(key: "sse/put", data: .bytes([1, 2]), metadata: [:], ifNoneMatch: true)
+        let uploadID = try store.createMultipartUpload(key: "sse/mpu", metadata: [:])
+        let part = try store.uploadPart(key: "sse/mpu", uploadID: uploadID, partNumber: 1, data: .bytes([3]))
+        _ = try store.completeMultipartUpload(key: "sse/mpu", uploadID: uploadID, parts: [part], ifNoneMatch: true)
+        let expected: [String: String] =
+            switch sse {
+            case .aes256: ["x-amz-server-side-encryption": "AES256"]
+            case .kms(let keyID): ["x-amz-server-side-encryption": "aws:kms",
+                                   "x-amz-server-side-encryption-aws-kms-key-id": keyID!]
+            case .none: [:]
+            }
+        let log = try proxy.log()
+        let put = try #require(log.first { $0.method == "PUT" && $0.query["partNumber"] == nil })
+        #expect(put.headers == expected.merging(["if-none-match": "*"]) { a, _ in a })
+        let create = try #require(log.first { $0.method == "POST" && $0.query["uploads"] != nil })
+        #expect(create.headers == expected)
+        let upload = try #require(log.first { $0.query["partNumber"] == "1" })
+        #expect(upload.headers.isEmpty)
+        let complete = try #require(log.first { $0.method == "POST" && $0.query["uploadId"] != nil })
+        #expect(complete.headers == ["if-none-match": "*"])
+        #expect(try store.getObject(key: "sse/mpu", range: nil) == [3])
+    }
+
     @Test("no secret appears in logs, errors or descriptions")
     func secretsNeverPrinted() throws {
         let secret = "SECRET-CANARY-wJalrXUtnFEMI-K7MDENG-0123456789"
