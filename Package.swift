@@ -24,6 +24,7 @@ let package = Package(
         .executable(name: "parquet-bench", targets: ["parquet-bench"]),
         .library(name: "Parquet", targets: ["Parquet"]),
         .library(name: "ObjectStore", targets: ["ObjectStore"]),
+        .executable(name: "objectstore-bench", targets: ["objectstore-bench"]),
         .library(name: "KafkaSource", targets: ["KafkaSource"]),
     ],
     dependencies: [
@@ -96,6 +97,10 @@ let package = Package(
         ),
 
         // MARK: Executables (thin shells over the libraries)
+        .executableTarget(
+            name: "objectstore-bench",
+            dependencies: ["ObjectStore"]
+        ),
         .executableTarget(
             name: "etl-devbroker",
             dependencies: [

@@ -9,7 +9,9 @@ Every request is forwarded to --upstream unless a fault rule matches it.
 
 Control endpoints (on the proxy itself):
     POST /__proxy__/rules   body: JSON list of rules; replaces the rules and clears the log
-    GET  /__proxy__/log     JSON list of {"method", "path", "query", "action"} for every request
+    GET  /__proxy__/log     JSON list of {"method", "path", "query", "action", "headers"} for every
+                            request; "headers" holds only x-amz-server-side-encryption* and
+                            If-None-Match
 
 A rule matches a request when every given condition holds:
     "method": "PUT"                     HTTP method
@@ -37,6 +39,7 @@ import base64
 import hashlib
 import http.client
 import json
+import signal
 import socket
 import struct
 import sys
@@ -199,7 +202,11 @@ class Handler(BaseHTTPRequestHandler):
 
         rule = STATE.match(self.command, parsed.path, query)
         action = rule["action"] if rule else "forward"
-        STATE.record({"method": self.command, "path": parsed.path, "query": query, "action": action})
+        # Only these request headers are logged (never Authorization or the security token).
+        logged = {k.lower(): v for k, v in self.headers.items()
+                  if k.lower().startswith("x-amz-server-side-encryption") or k.lower() == "if-none-match"}
+        STATE.record({"method": self.command, "path": parsed.path, "query": query, "action": action,
+                      "headers": logged})
         if action == "status":
             status = rule.get("status", 500)
             return self._send(status, error_xml(rule.get("code", "InternalError"), "injected by s3_fault_proxy"),
@@ -281,6 +288,8 @@ def main():
         assert crc32c_fast(data) == crc32c(data)
         print("ok")
         return
+    # A parent that spawned us from a thread with signals blocked passes that mask on.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
     STATE.set_rules(json.loads(ARGS.rules))
     server = ThreadingHTTPServer(("127.0.0.1", ARGS.port), Handler)
     server.daemon_threads = True

@@ -281,10 +281,10 @@ public final class FileStore: ObjectStore {
         // given etag, every part but the last at least 5 MiB.
         var partPaths: [String] = []
         var md5s: [UInt8] = []
+        for index in parts.indices.dropFirst() where parts[index].partNumber <= parts[index - 1].partNumber {
+            throw invalid(op, key: key, uploadID: uploadID, code: "InvalidPartOrder", "parts must be ascending")
+        }
         for (index, part) in parts.enumerated() {
-            if index > 0 && part.partNumber <= parts[index - 1].partNumber {
-                throw invalid(op, key: key, uploadID: uploadID, code: "InvalidPartOrder", "parts must be ascending")
-            }
             let partPath = "\(directory)/\(Self.partName(part.partNumber))"
             var info = stat()
             guard stat(partPath, &info) == 0, let attrs = readAttributes(partPath), attrs.etag == part.etag else {

@@ -31,17 +31,13 @@ public final class MultipartUploader: Sendable {
 
     /// - Parameters:
     ///   - store: where to upload.
-    ///   - partSize: bytes per part, at least 5 MiB (S3's minimum). Files needing more than
-    ///     10,000 parts use the smallest whole-MiB part size that fits instead.
+    ///   - partSize: bytes per part, 5 MiB (S3's minimum) ... 5 GiB; ``upload(file:key:metadata:resume:ifNoneMatch:onUploadCreated:onPartUploaded:)``
+    ///     throws `invalidArgument` otherwise. Files needing more than 10,000 parts use the
+    ///     smallest whole-MiB part size that fits instead.
     ///   - concurrency: parts in flight at once (≥ 1). Default 4.
-    /// - Throws: ``ObjectStoreError`` (`invalidArgument`) for a part size under 5 MiB or over 5 GiB.
-    public init(store: any ObjectStore, partSize: Int64 = 16 << 20, concurrency: Int = 4) throws {
-        guard partSize >= S3Limits.minimumPartSize, partSize <= S3Limits.maximumPartSize, concurrency >= 1 else {
-            throw ObjectStoreError(kind: .invalidArgument, operation: "MultipartUploader",
-                                   message: "part size must be 5 MiB...5 GiB and concurrency ≥ 1")
-        }
+    public init(store: any ObjectStore, partSize: Int = 16 << 20, concurrency: Int = 4) {
         self.store = store
-        self.partSize = partSize
+        self.partSize = Int64(partSize)
         self.concurrency = concurrency
     }
 
@@ -71,6 +67,11 @@ public final class MultipartUploader: Sendable {
                        onUploadCreated: (String) throws -> Void, onPartUploaded: (UploadedPart) throws -> Void) throws
         -> String
     {
+        guard partSize >= S3Limits.minimumPartSize, partSize <= S3Limits.maximumPartSize, concurrency >= 1 else {
+            throw ObjectStoreError(kind: .invalidArgument, operation: "Upload", key: key,
+                                   message: "part size must be 5 MiB...5 GiB and concurrency ≥ 1 "
+                                       + "(got \(partSize) bytes, \(concurrency))")
+        }
         let (size, sha256) = try Self.hashFile(file)
         var fullMetadata = metadata
         fullMetadata[Self.sha256MetadataKey] = sha256
@@ -122,59 +123,54 @@ public final class MultipartUploader: Sendable {
         }
     }
 
-    /// Uploads `numbers` with up to ``concurrency`` threads. The first failure stops new parts
-    /// from starting and is rethrown once in-flight parts finish.
+    /// Uploads `numbers` with up to ``concurrency`` worker threads. Finished parts are handed
+    /// to the calling thread, which runs `onPartUploaded` (so callbacks are serialised and run
+    /// on the caller's thread). The first failure (an upload error or a throwing callback)
+    /// stops new parts from starting; it is rethrown once every worker has stopped.
     private func uploadParts(_ numbers: [Int], key: String, uploadID: String, file: String,
                              range: (Int) -> (offset: Int64, length: Int64),
                              onPartUploaded: (UploadedPart) throws -> Void) throws -> [UploadedPart]
     {
         if numbers.isEmpty { return [] }
-        struct State {
-            var next = 0
-            var results: [UploadedPart] = []
-            var failure: (any Error)?
-        }
-        let state = Locked(State())
-        let callbackLock = NSLock()
         let ranges = numbers.map { range($0) }
+        let workers = min(concurrency, numbers.count)
+        let shared = UploadQueue()
         let store = self.store
-        withoutActuallyEscaping(onPartUploaded) { onPartUploaded in
-            let callback = UncheckedBox(onPartUploaded)
-            let workers = min(concurrency, numbers.count)
-            let group = DispatchGroup()
-            for _ in 0..<workers {
-                group.enter()
-                let thread = Thread {
-                    defer { group.leave() }
-                    while true {
-                        let index: Int? = state.withLock { s in
-                            guard s.failure == nil, s.next < numbers.count else { return nil }
-                            defer { s.next += 1 }
-                            return s.next
-                        }
-                        guard let index else { return }
-                        do {
-                            let (offset, length) = ranges[index]
-                            let part = try store.uploadPart(key: key, uploadID: uploadID, partNumber: numbers[index],
-                                                            data: .fileRange(path: file, offset: offset, length: length))
-                            callbackLock.lock()
-                            defer { callbackLock.unlock() }
-                            try callback.value(part)
-                            state.withLock { $0.results.append(part) }
-                        } catch {
-                            state.withLock { s in if s.failure == nil { s.failure = error } }
-                            return
-                        }
+        for _ in 0..<workers {
+            let thread = Thread {
+                while let index = shared.nextIndex(limit: numbers.count) {
+                    do {
+                        let (offset, length) = ranges[index]
+                        let part = try store.uploadPart(key: key, uploadID: uploadID, partNumber: numbers[index],
+                                                        data: .fileRange(path: file, offset: offset, length: length))
+                        shared.finished(part)
+                    } catch {
+                        shared.fail(error)
                     }
                 }
-                thread.stackSize = 1 << 20
-                thread.start()
+                shared.workerExited()
             }
-            group.wait()
+            thread.stackSize = 1 << 20
+            thread.start()
         }
-        let final = state.withLock { $0 }
-        if let failure = final.failure { throw failure }
-        return final.results
+        var results: [UploadedPart] = []
+        var callbackFailed = false
+        // Drain until every worker has exited, so no thread outlives this call. Parts that
+        // finish after a failure are still reported (the manifest can resume from them), but
+        // never after the callback itself has thrown.
+        while let batch = shared.waitForParts(workers: workers) {
+            for part in batch where !callbackFailed {
+                do {
+                    try onPartUploaded(part)
+                    results.append(part)
+                } catch {
+                    shared.fail(error)
+                    callbackFailed = true
+                }
+            }
+        }
+        if let failure = shared.failure { throw failure }
+        return results
     }
 
     /// Size and hex SHA-256 of a file, read in 1 MiB chunks.
@@ -192,12 +188,61 @@ public final class MultipartUploader: Sendable {
     }
 }
 
-/// Carries a non-Sendable closure into worker threads.
+/// The hand-off between ``MultipartUploader``'s worker threads and the calling thread.
 ///
-/// `@unchecked Sendable`: the closure is only invoked under `callbackLock` in
-/// ``MultipartUploader``, one call at a time, and never after `upload` returns (the threads are
-/// joined with a `DispatchGroup` first).
-private struct UncheckedBox<T>: @unchecked Sendable {
-    let value: T
-    init(_ value: T) { self.value = value }
+/// `@unchecked Sendable`: every stored property is read and written only while holding
+/// `condition`.
+private final class UploadQueue: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var next = 0
+    private var done: [UploadedPart] = []
+    private var exited = 0
+    private var firstFailure: (any Error)?
+
+    /// The next index to upload, or nil when all are taken or something failed.
+    func nextIndex(limit: Int) -> Int? {
+        condition.lock()
+        defer { condition.unlock() }
+        guard firstFailure == nil, next < limit else { return nil }
+        defer { next += 1 }
+        return next
+    }
+
+    func finished(_ part: UploadedPart) {
+        condition.lock()
+        done.append(part)
+        condition.signal()
+        condition.unlock()
+    }
+
+    func fail(_ error: any Error) {
+        condition.lock()
+        if firstFailure == nil { firstFailure = error }
+        condition.signal()
+        condition.unlock()
+    }
+
+    func workerExited() {
+        condition.lock()
+        exited += 1
+        condition.signal()
+        condition.unlock()
+    }
+
+    /// Blocks until parts are available (returns them) or every worker has exited with
+    /// nothing left (returns nil).
+    func waitForParts(workers: Int) -> [UploadedPart]? {
+        condition.lock()
+        defer { condition.unlock() }
+        while done.isEmpty && exited < workers { condition.wait() }
+        if done.isEmpty { return nil }
+        defer { done.removeAll() }
+        return done
+    }
+
+    var failure: (any Error)? {
+        condition.lock()
+        defer { condition.unlock() }
+        return firstFailure
+    }
 }

@@ -45,7 +45,7 @@ public struct S3Configuration: Sendable, CustomStringConvertible {
     /// A PEM CA bundle for TLS verification instead of the system store. TLS peer and host
     /// verification is always on.
     public var caBundle: String?
-    /// Default part size for ``MultipartUploader`` (≥ 5 MiB). Default 16 MiB.
+    /// The part size callers pass to ``MultipartUploader`` (≥ 5 MiB). Default 16 MiB.
     public var partSize: Int64
     /// Attempts per request, including the first. Default 6.
     public var maxAttempts: Int

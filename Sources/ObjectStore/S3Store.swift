@@ -194,7 +194,9 @@ public final class S3Store: ObjectStore {
     private func parseXML(_ response: HTTPResponse, _ call: Call, root expected: String) throws -> XMLElementNode {
         do {
             let root = try S3XML.parse(response.body)
-            guard root.name == expected else {
+            // moto_server names some roots `…Response` instead of `…Result` (docs/compat.md).
+            let alternative = expected.hasSuffix("Result") ? String(expected.dropLast(6)) + "Response" : expected
+            guard root.name == expected || root.name == alternative else {
                 throw S3XML.ParseError(message: "expected <\(expected)>, got <\(root.name)>")
             }
             return root

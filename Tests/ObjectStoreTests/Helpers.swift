@@ -19,8 +19,8 @@ func makeS3Store(endpoint: String? = nil, bucket: String? = nil, logger: Logger?
     try direct.createBucket()
     direct.close()
     var configuration = S3Configuration(bucket: bucketName, endpoint: endpoint ?? stack.s3Endpoint,
-                                        credentials: motoCredentials, retryBaseDelay: 0.01, retryMaxDelay: 0.1,
-                                        connectTimeout: 5, requestTimeout: 30)
+                                        credentials: motoCredentials, retryDeadline: 60, retryBaseDelay: 0.01,
+                                        retryMaxDelay: 0.1, connectTimeout: 5, requestTimeout: 20)
     configure(&configuration)
     return try S3Store(configuration: configuration, logger: logger)
 }
@@ -96,22 +96,25 @@ final class FaultProxy {
     }
 
     /// Every request the proxy saw since the rules were last set.
-    func log() throws -> [(method: String, path: String, query: [String: String], action: String)] {
+    func log() throws -> [(method: String, path: String, query: [String: String], action: String,
+                           headers: [String: String])] {
         let response = try control.perform(HTTPRequest(method: "GET", url: endpoint + "/__proxy__/log", headers: [],
                                                        body: nil, connectTimeout: 5, timeout: 10,
                                                        maxResponseBytes: 64 << 20))
         let entries = try JSONSerialization.jsonObject(with: Data(response.body)) as? [[String: Any]] ?? []
         return entries.map {
             ($0["method"] as? String ?? "", $0["path"] as? String ?? "", $0["query"] as? [String: String] ?? [:],
-             $0["action"] as? String ?? "")
+             $0["action"] as? String ?? "", $0["headers"] as? [String: String] ?? [:])
         }
     }
 
     /// Stops the proxy by its PID.
     func stop() {
         control.close()
+        // SIGKILL: a child spawned from a libdispatch thread inherits its blocked signal mask,
+        // so SIGTERM may never be delivered. The proxy keeps no state worth a clean exit.
         if process.isRunning {
-            kill(process.processIdentifier, SIGTERM)
+            kill(process.processIdentifier, SIGKILL)
         }
         process.waitUntilExit()
     }
@@ -132,12 +135,11 @@ final class CapturingLogHandler: LogHandler, @unchecked Sendable {
         set { metadata[key] = newValue }
     }
 
-    func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String,
-             function: String, line: UInt)
-    {
-        let all = self.metadata.merging(metadata ?? [:]) { $1 }
+    func log(event: LogEvent) {
+        let all = self.metadata.merging(event.metadata ?? [:]) { $1 }
+        let error = event.error.map { " error=\($0)" } ?? ""
         lock.lock()
-        lines.append("\(level) \(message) \(all)")
+        lines.append("\(event.level) \(event.message) \(all)\(error)")
         lock.unlock()
     }
 

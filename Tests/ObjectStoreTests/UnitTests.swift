@@ -227,3 +227,35 @@ struct XMLTests {
         }
     }
 }
+
+@Suite("MultipartUploader sizing")
+struct UploaderSizingTests {
+    @Test("part size grows to the next whole MiB only when 10,000 parts would not fit")
+    func partCountLimit() throws {
+        try withTemporaryDirectory { dir in
+            let uploader = MultipartUploader(store: try FileStore(root: dir.path), partSize: 5 << 20)
+            let fits = Int64(10_000) * (5 << 20)
+            #expect(uploader.effectivePartSize(fileSize: fits) == 5 << 20)
+            let grown = uploader.effectivePartSize(fileSize: fits + 1)
+            #expect(grown == 6 << 20)
+            #expect((fits + 1 + grown - 1) / grown <= 10_000)
+        }
+    }
+
+    @Test("part sizes under 5 MiB and zero concurrency are refused before anything is sent")
+    func invalidSettings() throws {
+        try withTemporaryDirectory { dir in
+            let store = try FileStore(root: dir.path + "/store")
+            let path = try writeFile(testBytes(10, seed: 1), in: dir)
+            for uploader in [MultipartUploader(store: store, partSize: 1 << 20),
+                             MultipartUploader(store: store, partSize: 5 << 20, concurrency: 0)] {
+                let error = #expect(throws: ObjectStoreError.self) {
+                    try uploader.upload(file: path, key: "k", metadata: [:], onUploadCreated: { _ in },
+                                        onPartUploaded: { _ in })
+                }
+                #expect(error?.kind == .invalidArgument)
+            }
+            #expect(try store.headObject(key: "k") == nil)
+        }
+    }
+}
