@@ -38,6 +38,9 @@ public final class Engine: @unchecked Sendable {
     var stats = Stats()
     var lastActivity = ContinuousClock.now
     var everAssigned = false
+    /// Counters for the Prometheus endpoint (`[engine] metrics_port`).
+    public let metrics = EngineMetrics()
+    var metricsServer: MetricsServer?
 
     enum Event: Sendable {
         case reseek(TopicPartition, Int64, String)
@@ -95,9 +98,21 @@ public final class Engine: @unchecked Sendable {
                                  partSize: Int64(config.sink.partSize), concurrency: config.sink.uploadConcurrency,
                                  quarantineDirectory: stagingDir + "/quarantine", logger: logger)
         let events = self.events
+        let metrics = self.metrics
         scheduler = UploadScheduler(executor: executor, workers: 4, logger: logger,
             onReseek: { tp, offset, why in events.post(.reseek(tp, offset, why)) },
-            onBatchDone: { tp, _ in events.post(.batchDone(tp)) })
+            onBatchDone: { b, outcome in
+                switch outcome {
+                case .committed?:
+                    metrics.batchesCommitted.add(1, ordering: .relaxed)
+                    metrics.uploadSeconds.add(Int(Date().timeIntervalSince(b.createdAt) * 1e6), ordering: .relaxed)
+                    metrics.uploadCount.add(1, ordering: .relaxed)
+                case .abandoned?: metrics.batchesAbandoned.add(1, ordering: .relaxed)
+                case .superseded?: metrics.batchesSuperseded.add(1, ordering: .relaxed)
+                default: break
+                }
+                events.post(.batchDone(TopicPartition(topic: b.topic, partition: b.partition)))
+            })
     }
 
     /// The S3 settings of the configuration.
@@ -125,6 +140,14 @@ public final class Engine: @unchecked Sendable {
     /// everything read is committed). Returns the process exit code.
     public func run(untilIdle: Duration? = nil) throws -> Int32 {
         try cleanStagingDirectory()
+        if config.engine.metricsPort > 0 {
+            let metrics = self.metrics
+            let executor = self.executor
+            metricsServer = try MetricsServer(host: config.engine.metricsHost, port: config.engine.metricsPort, logger: logger) {
+                metrics.render(bytesUploaded: executor.bytesUploaded.load(ordering: .relaxed))
+            }
+            logger.info("metrics at http://\(config.engine.metricsHost):\(metricsServer!.port)/metrics")
+        }
         offsets.bind(self)
         scheduler.start()
         // Finish what an earlier run left (STAGED/UPLOADING → UPLOADED; commits wait for ownership).
@@ -210,7 +233,12 @@ public final class Engine: @unchecked Sendable {
         try batch.add(message, parser: parser, ingestMicros: ingest)
         stats.records += 1
         stats.bytes += message.valueCount
-        if batch.rejectedCount > before { stats.rejected += 1 }
+        metrics.recordsIn.add(1, ordering: .relaxed)
+        metrics.bytesIn.add(message.valueCount, ordering: .relaxed)
+        if batch.rejectedCount > before {
+            stats.rejected += 1
+            metrics.recordsRejected.add(1, ordering: .relaxed)
+        }
         st.lastOffset = offset
         let fenceNext = st.knownRanges.first.map { $0.lowerBound == offset + 1 } ?? false
         if batch.recordCount >= config.batch.maxRecords || batch.inputBytes >= config.batch.maxBytes || fenceNext {
@@ -272,6 +300,7 @@ public final class Engine: @unchecked Sendable {
             rejectedPath: sealed.rejectedPath, rejectedSHA256: sealed.rejectedSHA256, rejectedSize: sealed.rejectedSize))
         Failpoints.shared.hit(.afterManifestStaged)
         stats.batchesSealed += 1
+        metrics.batchesStaged.add(1, ordering: .relaxed)
         logger.debug("batch staged", metadata: ["batch": "\(id)", "partition": "\(tp)", "start": "\(batch.startOffset)",
                                                "end": "\(batch.endOffset)", "bytes": "\(sealed.size)", "reason": "\(reason)"])
         if let record = try manifest.batch(id: id) {
@@ -418,6 +447,7 @@ public final class Engine: @unchecked Sendable {
         offsets.closeChannel()
         scheduler.stop()
         report(force: true)
+        metricsServer?.stop()
         manifest.close()
     }
 
@@ -461,13 +491,17 @@ public final class Engine: @unchecked Sendable {
         let rps = Double(stats.records - stats.recordsAtLastReport) / secs
         let mbps = Double(stats.bytes - stats.bytesAtLastReport) / secs / 1_048_576
         var lag: [String] = []
+        var lagValues: [String: Int64] = [:]
         for tp in partitions.keys.sorted() {
             if let w = try? consumer.watermarks(tp, cached: true, timeout: .milliseconds(10)),
                let last = partitions[tp]?.lastOffset {
                 lag.append("\(tp)=\(max(0, w.high - last - 1))")
+                lagValues["\(tp)"] = max(0, w.high - last - 1)
             }
         }
         let counts = (try? manifest.countsByState()) ?? [:]
+        metrics.lag.withLock { $0 = lagValues }
+        metrics.states.withLock { $0 = Dictionary(uniqueKeysWithValues: counts.map { ($0.key.rawValue, $0.value) }) }
         logger.info("status", metadata: [
             "records": "\(stats.records)", "rejected": "\(stats.rejected)",
             "records_per_s": "\(Int(rps))", "mb_per_s": "\(String(format: "%.1f", mbps))",

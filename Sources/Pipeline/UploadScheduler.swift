@@ -33,12 +33,12 @@ final class UploadScheduler: Sendable {
     /// Called (from a worker thread) when a partition must be re-read from an offset.
     let onReseek: @Sendable (TopicPartition, Int64, String) -> Void
     /// Called (from a worker thread) after each batch finishes, whatever the outcome.
-    let onBatchDone: @Sendable (TopicPartition, BatchStateMachine.Outcome?) -> Void
+    let onBatchDone: @Sendable (BatchRecord, BatchStateMachine.Outcome?) -> Void
     private let threads: Int
 
     init(executor: BatchExecutor, workers: Int, logger: Logger,
          onReseek: @escaping @Sendable (TopicPartition, Int64, String) -> Void,
-         onBatchDone: @escaping @Sendable (TopicPartition, BatchStateMachine.Outcome?) -> Void) {
+         onBatchDone: @escaping @Sendable (BatchRecord, BatchStateMachine.Outcome?) -> Void) {
         self.executor = executor
         self.logger = logger
         self.onReseek = onReseek
@@ -151,7 +151,7 @@ final class UploadScheduler: Sendable {
                 onReseek(tp, resumeAt, "superseded by another writer's object ending at \(resumeAt - 1)")
             default: break
             }
-            onBatchDone(tp, outcome)
+            onBatchDone(b, outcome)
             wakeup.signal()
         }
     }

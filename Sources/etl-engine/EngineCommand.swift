@@ -67,11 +67,17 @@ struct EngineCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Override [engine] log_level (trace, debug, info, warning, error).", valueName: "level"))
     var logLevel: String?
 
+    @Option(name: .long, help: ArgumentHelp(
+        "Serve Prometheus metrics at http://127.0.0.1:PORT/metrics (overrides [engine] metrics_port; 0 = off).",
+        valueName: "port"))
+    var metricsPort: Int?
+
     func run() throws {
         var cfg: EngineConfig
         do {
             cfg = try EngineConfig.load(path: config)
             if let level = logLevel { cfg.engine.logLevel = level }
+            if let port = metricsPort { cfg.engine.metricsPort = port }
             try cfg.validate()
         } catch {
             FileHandle.standardError.write(Data("etl-engine: \(error)\n".utf8))

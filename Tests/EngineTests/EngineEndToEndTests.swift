@@ -105,6 +105,43 @@ struct EngineEndToEndTests {
     }
 }
 
+extension EngineEndToEndTests {
+    @Test("SIGTERM seals the open batches, commits and exits 0; /metrics on 127.0.0.1 reports what was read")
+    func sigtermAndMetrics() throws {
+        let stack = try LocalStack.current()
+        try withTemporaryDirectory { dir in
+            // Batches never fill (max_records, max_age large): only the SIGTERM path can commit them.
+            let setup = try EngineSetup(stack: stack, topic: uniqueName("e2e-sig"), group: uniqueName("g"), directory: dir,
+                                        maxRecords: 1_000_000, maxAge: "10m")
+            try setup.produce(count: 12_000, badFraction: 0.01)
+            let port = 20_000 + Int.random(in: 0..<20_000)
+            let engine = Process()
+            engine.executableURL = productsDirectory.appendingPathComponent("etl-engine")
+            engine.arguments = ["--config", setup.configPath, "--metrics-port", "\(port)"]
+            engine.standardOutput = FileHandle.nullDevice
+            engine.standardError = FileHandle.nullDevice
+            try engine.run()
+            defer { if engine.isRunning { kill(engine.processIdentifier, SIGKILL); engine.waitUntilExit() } }
+            var page = ""
+            let deadline = Date().addingTimeInterval(60)
+            while Date() < deadline {
+                let r = try runProcess("curl", ["-s", "http://127.0.0.1:\(port)/metrics"], timeout: 10)
+                page = r.stdout
+                if page.contains("tidemark_records_in_total 12000") { break }
+                usleep(300_000)
+            }
+            #expect(page.contains("tidemark_records_in_total 12000"), "metrics page: \(page)")
+            #expect(page.contains("# TYPE tidemark_records_rejected_total counter"))
+            kill(engine.processIdentifier, SIGTERM)
+            engine.waitUntilExit()
+            #expect(engine.terminationStatus == 0)
+            let v = try setup.verify(expect: 12_000)
+            #expect(v.ok, "SIGTERM must deliver the open batches exactly once: \(v.raw)")
+            #expect(setup.leftoverStagedFiles().isEmpty)
+        }
+    }
+}
+
 /// A tiny lock-protected box for collecting results from concurrent threads.
 final class Mutex2<T>: @unchecked Sendable {
     private var v: T
