@@ -7,7 +7,7 @@ PREFIX  ?= /usr/local
 TEST_STACK_DIR ?= $(CURDIR)/.stack-test
 EXECUTABLES := etl-engine etl-devbroker
 
-.PHONY: all deps build test demo bench bench-parquet bench-kafka clean install stack-up stack-down
+.PHONY: all deps build test demo bench bench-parquet bench-kafka bench-objectstore clean install stack-up stack-down
 
 all: build
 
@@ -35,10 +35,14 @@ demo: deps
 	@tools/demo
 
 # Benchmarks (not tests): results and the commands behind them are in docs/benchmarks.md.
-bench: bench-parquet bench-kafka
+bench: bench-parquet bench-kafka bench-objectstore
 
 bench-parquet: deps
 	python3 bench/parquet_bench.py --runs 5
+
+# Upload 256 MiB to moto and to FileStore at several part sizes / concurrencies, beside awscli.
+bench-objectstore: deps
+	TIDEMARK_STACK_DIR=$(CURDIR)/.stack-bench tools/with-stack bench/objectstore_bench.sh
 
 # Consume 1,000,000 records with kafka-bench beside kcat on the same topic (own dev broker).
 bench-kafka: deps
