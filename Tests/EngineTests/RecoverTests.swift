@@ -96,3 +96,111 @@ struct RecoverTests {
         }
     }
 }
+
+extension RecoverTests {
+    func sqlite(_ dir: URL, _ sql: String) throws -> String {
+        let r = try runProcess("sqlite3", [dir.appendingPathComponent("state/manifest.sqlite").path, sql])
+        return r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    @Test("a STAGED batch whose file was deleted is ABANDONED (offsets not committed); the restart re-reads it exactly once")
+    func deletedStagedFile() throws {
+        let stack = try LocalStack.current()
+        try withTemporaryDirectory { dir in
+            let setup = try EngineSetup(stack: stack, topic: uniqueName("rec-d"), group: uniqueName("g"), directory: dir, maxRecords: 3000)
+            try setup.produce(count: 12_000, partitions: 1)
+            #expect(try setup.runEngine(failpoints: "after_manifest_staged@1").status == 137)
+            let path = try sqlite(dir, "SELECT file_path FROM batches WHERE state = 'STAGED' LIMIT 1")
+            #expect(!path.isEmpty)
+            try FileManager.default.removeItem(atPath: path)
+            let r = try recover(setup)
+            #expect(r.status == 0, "\(r.out)")
+            #expect(actions(r.doc).contains { $0["stateAfter"] as? String == "ABANDONED" && ($0["detail"] as? String ?? "").contains("missing") }, "\(r.out)")
+            #expect(try sqlite(dir, "SELECT count(*) FROM batches WHERE state = 'ABANDONED'") == "1")
+            #expect(try setup.runEngine().status == 0)
+            let v = try setup.verify(expect: 12_000)
+            #expect(v.ok, "\(v.raw)")
+        }
+    }
+
+    @Test("an UPLOADING batch whose upload was aborted behind our back gets a new upload and lands once")
+    func abortedUpload() throws {
+        let stack = try LocalStack.current()
+        try withTemporaryDirectory { dir in
+            let setup = try EngineSetup(stack: stack, topic: uniqueName("rec-a"), group: uniqueName("g"), directory: dir,
+                                        maxRecords: 15_000, partSize: "5MiB", compression: "none")
+            try setup.produce(count: 20_000, partitions: 1, pad: 600)
+            #expect(try setup.runEngine(failpoints: "after_part_upload@1").status == 137)
+            let row = try sqlite(dir, "SELECT object_key || '|' || upload_id FROM batches WHERE state = 'UPLOADING' LIMIT 1")
+            let parts = row.split(separator: "|").map(String.init)
+            #expect(parts.count == 2, "no UPLOADING batch: \(row)")
+            guard parts.count == 2 else { return }
+            // Abort it through the store's own layout: FileStore keeps pending uploads under .uploads/.
+            let lake = dir.appendingPathComponent("lake").path
+            let uploads = try FileManager.default.subpathsOfDirectory(atPath: lake).filter { $0.contains(parts[1]) }
+            #expect(!uploads.isEmpty, "pending upload \(parts[1]) not found under \(lake)")
+            for u in uploads.sorted(by: { $0.count > $1.count }) { try? FileManager.default.removeItem(atPath: lake + "/" + u) }
+            let r = try recover(setup)
+            #expect(r.status == 0, "\(r.out)")
+            #expect(actions(r.doc).contains { $0["stateBefore"] as? String == "UPLOADING" && $0["stateAfter"] as? String == "UPLOADED" }, "\(r.out)")
+            #expect(try setup.runEngine().status == 0)
+            let v = try setup.verify(expect: 20_000)
+            #expect(v.ok, "\(v.raw)")
+        }
+    }
+
+    @Test("a rewound Kafka offset is planned to advance to the chain's end + 1; refused commits are reported as needing attention")
+    func rewoundOffset() throws {
+        let stack = try LocalStack.current()
+        try withTemporaryDirectory { dir in
+            let group = uniqueName("g")
+            let setup = try EngineSetup(stack: stack, topic: uniqueName("rec-k"), group: group, directory: dir, maxRecords: 2000)
+            try setup.produce(count: 6000, partitions: 1)
+            #expect(try setup.runEngine().status == 0)
+            let rewind = try runPythonTool("kafka_tool.py", ["commit", "--bootstrap", stack.kafkaBootstrap, "--topic", setup.topic,
+                                                             "--group", group, "--partition", "0", "--offset", "10"])
+            #expect(rewind.status == 0, "\(rewind.stderr)")
+            let plan = try recover(setup, ["--dry-run"])
+            let advance = actions(plan.doc).first { $0["kind"] as? String == "advance_offset" }
+            #expect(advance?["startOffset"] as? Int == 10, "\(plan.out)")
+            #expect(advance?["endOffset"] as? Int == 5999, "\(plan.out)")
+            // Applying it: Kafka accepts a non-member commit only while the group is empty; the
+            // dev broker refuses it once the group has had members. Either way the outcome is explicit.
+            let applied = try recover(setup)
+            let kinds = actions(applied.doc).compactMap { $0["kind"] as? String }
+            #expect(kinds.contains("advance_offset") || kinds.contains("attention"), "\(applied.out)")
+            #expect(applied.status == (kinds.contains("attention") ? 1 : 0), "\(applied.out)")
+        }
+    }
+
+    @Test("a multipart upload no batch owns, older than the grace period, is aborted; a second run has nothing to do")
+    func orphanUpload() throws {
+        let stack = try LocalStack.current()
+        let bucket = uniqueName("rec-o")
+        try createBucket(bucket, stack: stack)
+        try withTemporaryDirectory { dir in
+            let setup = try EngineSetup(stack: stack, topic: uniqueName("rec-o"), group: uniqueName("g"), directory: dir,
+                                        sink: "s3://\(bucket)/lake", extra: "orphan_upload_grace = \"0s\"")
+            try setup.produce(count: 2000)
+            #expect(try setup.runEngine().status == 0)
+            let create = try runProcess("python3", ["-c", """
+                import boto3, sys
+                s3 = boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1")
+                print(s3.create_multipart_upload(Bucket=sys.argv[2], Key="lake/topic=x/orphan.parquet")["UploadId"])
+                """, stack.s3Endpoint, bucket], environment: EngineSetup.awsEnvironment)
+            #expect(create.status == 0, "\(create.stderr)")
+            sleep(1)
+            let r = try recover(setup)
+            #expect(r.status == 0, "\(r.out)")
+            #expect(actions(r.doc).contains { $0["kind"] as? String == "abort_orphan_upload" }, "\(r.out)")
+            let left = try runProcess("python3", ["-c", """
+                import boto3, sys
+                s3 = boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1")
+                print(len(s3.list_multipart_uploads(Bucket=sys.argv[2]).get("Uploads", [])))
+                """, stack.s3Endpoint, bucket], environment: EngineSetup.awsEnvironment)
+            #expect(left.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "0")
+            let again = try recover(setup)
+            #expect(again.doc["consistent"] as? Bool == true, "\(again.out)")
+        }
+    }
+}
