@@ -26,7 +26,9 @@ public enum BatchState: String, Sendable, Codable, CaseIterable, CustomStringCon
             return true
         case (.uploading, .uploading), (.uploading, .uploaded), (.uploading, .superseded), (.uploading, .abandoned):
             return true
-        case (.uploaded, .committed):
+        case (.uploaded, .committed), (.uploaded, .abandoned):
+            // UPLOADED -> ABANDONED: the object vanished (or was replaced) before the offsets were
+            // committed; the records are read again.
             return true
         default:
             return false

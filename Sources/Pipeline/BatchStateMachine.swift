@@ -104,6 +104,9 @@ public struct BatchStateMachine: Sendable {
         case abandoned(reason: String)
         /// Another writer's object holds this start offset; re-seek the partition to `resumeAt`.
         case superseded(resumeAt: Int64)
+        /// Needs an operator; nothing was changed (e.g. an UPLOADED batch's object vanished after
+        /// its offsets were committed: only a manual offset reset can re-read those records).
+        case needsAttention(String)
     }
 
     /// What the executor observed after a step.
@@ -138,6 +141,8 @@ public struct BatchStateMachine: Sendable {
         case headAfterUploadGone
         case verifyBeforeResume(String, listed: [Int: String?])
         case readCommitted
+        case headBeforeCommit
+        case readCommittedForVanished(String)
         case commit
         case recordCommitted
         case deleteStaged
@@ -179,8 +184,9 @@ public struct BatchStateMachine: Sendable {
             phase = .listParts(id)
             return .listParts(uploadID: id)
         case .uploaded:
-            phase = .readCommitted
-            return .readCommittedOffset
+            // Recovered UPLOADED batch: check the object is still ours before committing.
+            phase = .headBeforeCommit
+            return .headObject
         case .committed:
             phase = .deleteStaged
             return .deleteStagedFiles
@@ -276,6 +282,23 @@ public struct BatchStateMachine: Sendable {
             }
             phase = .commit
             return .commitOffset(batch.endOffset + 1)
+        case (.headBeforeCommit, .head(let head)):
+            if head?.sha256 == batch.sha256 {
+                phase = .readCommitted
+                return .readCommittedOffset
+            }
+            let why = head == nil ? "object vanished before its offsets were committed"
+                : "object at the key was replaced by another writer's (sha256 \(head?.sha256 ?? "none"))"
+            phase = .readCommittedForVanished(why)
+            return .readCommittedOffset
+        case let (.readCommittedForVanished(why), .committedOffset(committed, _)):
+            if let committed, committed > batch.startOffset {
+                let reason = "\(why), but Kafka's committed offset is already \(committed): reset the group's offset for this partition to \(batch.startOffset) to read offsets \(batch.startOffset)...\(batch.endOffset) again"
+                phase = .finished(.needsAttention(reason))
+                return .finished(.needsAttention(reason))
+            }
+            phase = .recordAbandoned(reason: why)
+            return .record(to: .abandoned, uploadID: nil, etag: nil, note: why)
         case (.commit, .done):
             phase = .recordCommitted
             return .record(to: .committed, uploadID: nil, etag: nil, note: nil)

@@ -104,6 +104,7 @@ public struct Reconciler {
                 a.changed = a.stateAfter != a.stateBefore
                 a.detail = describe(outcome)
                 try manifest.logEvent(batchID: b.id, kind: "RECOVER", detail: a.detail)
+                if case .needsAttention = outcome { a.kind = .attention }
                 if case .uploadedNotOwned = outcome {
                     a.detail += "; the partition's owner will find the object through its S3 probe and skip past it"
                 }
@@ -202,6 +203,7 @@ public struct Reconciler {
         case .uploadedNotOwned: return "in the store (UPLOADED); offset not committed by etl-recover"
         case .abandoned(let reason): return "ABANDONED: \(reason); its records will be read again from Kafka"
         case .superseded(let at): return "SUPERSEDED: another writer's object holds this start; the chain continues at \(at)"
+        case .needsAttention(let why): return "NEEDS ATTENTION: \(why)"
         }
     }
 }

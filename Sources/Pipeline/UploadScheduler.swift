@@ -149,6 +149,8 @@ final class UploadScheduler: Sendable {
             case .superseded(let resumeAt)?:
                 abandonFollowers(dropped, reason: "an earlier batch of the partition was superseded")
                 onReseek(tp, resumeAt, "superseded by another writer's object ending at \(resumeAt - 1)")
+            case .needsAttention(let why)?:
+                logger.error("batch needs an operator", metadata: ["batch": "\(b.id)", "range": "\(b.rangeDescription)", "reason": "\(why)"])
             default: break
             }
             onBatchDone(b, outcome)

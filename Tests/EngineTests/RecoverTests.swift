@@ -123,6 +123,25 @@ extension RecoverTests {
         }
     }
 
+    @Test("an UPLOADED batch whose object was deleted before the commit is ABANDONED and re-read; the restart lands it once")
+    func deletedObject() throws {
+        let stack = try LocalStack.current()
+        try withTemporaryDirectory { dir in
+            let setup = try EngineSetup(stack: stack, topic: uniqueName("rec-del"), group: uniqueName("g"), directory: dir, maxRecords: 3000)
+            try setup.produce(count: 12_000, partitions: 1)
+            #expect(try setup.runEngine(failpoints: "after_manifest_uploaded@1").status == 137)
+            let key = try sqlite(dir, "SELECT object_key FROM batches WHERE state = 'UPLOADED' LIMIT 1")
+            #expect(!key.isEmpty)
+            try FileManager.default.removeItem(atPath: dir.appendingPathComponent("lake").appendingPathComponent(key).path)
+            let r = try recover(setup)
+            #expect(r.status == 0, "\(r.out)")
+            #expect(actions(r.doc).contains { $0["stateBefore"] as? String == "UPLOADED" && $0["stateAfter"] as? String == "ABANDONED" }, "\(r.out)")
+            #expect(try setup.runEngine().status == 0)
+            let v = try setup.verify(expect: 12_000)
+            #expect(v.ok, "\(v.raw)")
+        }
+    }
+
     @Test("an UPLOADING batch whose upload was aborted behind our back gets a new upload and lands once")
     func abortedUpload() throws {
         let stack = try LocalStack.current()

@@ -47,7 +47,7 @@ struct ManifestTests {
     func illegalTransitions() throws {
         let legal: Set<String> = ["STAGED->UPLOADING", "STAGED->UPLOADED", "STAGED->ABANDONED", "STAGED->SUPERSEDED",
                                   "UPLOADING->UPLOADING", "UPLOADING->UPLOADED", "UPLOADING->SUPERSEDED",
-                                  "UPLOADING->ABANDONED", "UPLOADED->COMMITTED"]
+                                  "UPLOADING->ABANDONED", "UPLOADED->COMMITTED", "UPLOADED->ABANDONED"]
         for from in BatchState.allCases {
             for to in BatchState.allCases {
                 #expect(from.canTransition(to: to) == legal.contains("\(from)->\(to)"), "\(from)->\(to)")

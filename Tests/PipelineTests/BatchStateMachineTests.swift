@@ -231,6 +231,7 @@ struct BatchStateMachineTests {
     @Test("UPLOADED with Kafka already at end+1 (crash after commit): COMMITTED without committing again")
     func alreadyCommitted() {
         var w = World(ourSHA: "ours", ourEnd: 199)
+        w.object = .init(sha256: "ours", endOffset: 199, etag: "e")
         w.committed = 200
         var m = BatchStateMachine(batch: batch(.uploaded))
         let (outcome, steps) = w.run(&m)
@@ -242,6 +243,7 @@ struct BatchStateMachineTests {
     @Test("UPLOADED but Kafka is ahead (another owner progressed): never commits backwards")
     func neverBackwards() {
         var w = World(ourSHA: "ours", ourEnd: 199)
+        w.object = .init(sha256: "ours", endOffset: 199, etag: "e")
         w.committed = 5000
         var m = BatchStateMachine(batch: batch(.uploaded))
         let (outcome, _) = w.run(&m)
@@ -252,6 +254,7 @@ struct BatchStateMachineTests {
     @Test("UPLOADED on a partition this process does not own, or a commit rejected for generation: left UPLOADED")
     func notOwned() {
         var w = World(ourSHA: "ours", ourEnd: 199)
+        w.object = .init(sha256: "ours", endOffset: 199, etag: "e")
         w.owned = false
         w.committed = 100
         var m = BatchStateMachine(batch: batch(.uploaded))
@@ -260,6 +263,7 @@ struct BatchStateMachineTests {
         #expect(w.committed == 100)
 
         var w2 = World(ourSHA: "ours", ourEnd: 199)
+        w2.object = .init(sha256: "ours", endOffset: 199, etag: "e")
         w2.commitRejected = true
         var m2 = BatchStateMachine(batch: batch(.uploaded))
         #expect(w2.run(&m2).0 == .uploadedNotOwned)
@@ -279,6 +283,29 @@ struct BatchStateMachineTests {
         #expect(w.uploads.isEmpty)
         #expect(w.quarantined)
         #expect(w.manifestStates == [.abandoned])
+    }
+
+    @Test("a recovered UPLOADED batch whose object vanished before the commit is ABANDONED (re-read), never committed")
+    func uploadedObjectVanished() {
+        var w = World(ourSHA: "ours", ourEnd: 199)
+        w.committed = 100
+        var m = BatchStateMachine(batch: batch(.uploaded))
+        let (outcome, steps) = w.run(&m)
+        #expect(outcome == .abandoned(reason: "object vanished before its offsets were committed"))
+        #expect(!steps.contains { if case .commitOffset = $0 { return true } else { return false } })
+        #expect(w.manifestStates == [.abandoned])
+        #expect(w.committed == 100)
+    }
+
+    @Test("a vanished object whose offsets Kafka already passed needs an operator: nothing is changed")
+    func uploadedObjectVanishedAfterCommit() {
+        var w = World(ourSHA: "ours", ourEnd: 199)
+        w.committed = 200
+        var m = BatchStateMachine(batch: batch(.uploaded))
+        let (outcome, _) = w.run(&m)
+        guard case .needsAttention(let why) = outcome else { Issue.record("\(outcome)"); return }
+        #expect(why.contains("reset the group's offset for this partition to 100"))
+        #expect(w.manifestStates.isEmpty)
     }
 
     @Test("a COMMITTED batch only has its leftover staged files deleted")
