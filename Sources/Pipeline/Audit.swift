@@ -29,6 +29,7 @@ public struct Discrepancy: Sendable, Equatable, Codable {
         case missingObject = "missing_object"
         case sizeMismatch = "size_mismatch"
         case sha256Mismatch = "sha256_mismatch"
+        case etagMismatch = "etag_mismatch"
         case unknownObject = "unknown_object"
         case gap
         case overlap
@@ -110,11 +111,15 @@ public struct Auditor: Sendable {
         report.objects = listed.count
         report.bytes = listed.values.reduce(0) { $0 + $1.size }
 
-        // 2. HEAD every Parquet object (metadata: start/end/sha256), in parallel.
-        let heads = try headAll(parquetKeys)
+        // 2. Shallow checks need no request per object: the listing's size and ETag are compared
+        //    with the manifest (the ETag changes on any overwrite, unlike metadata we wrote
+        //    ourselves). Objects the manifest does not know are HEADed for their ranges; --deep
+        //    HEADs everything (metadata sha256, dead-letter counts) and downloads everything.
         var issues: [Discrepancy] = []
         let known = Dictionary(delivered.map { ($0.objectKey, $0) }, uniquingKeysWith: { a, b in a.id > b.id ? a : b })
         let knownRejected = Set(delivered.compactMap(\.rejectedKey))
+        let toHead = options.deep ? parquetKeys : parquetKeys.filter { known[$0] == nil }
+        let heads = try headAll(toHead)
 
         for b in delivered {
             report.records += b.goodCount
@@ -125,6 +130,9 @@ public struct Auditor: Sendable {
             }
             if o.size != b.fileSize {
                 issues.append(d(.sizeMismatch, b, "object has \(o.size) bytes, manifest \(b.fileSize)"))
+            }
+            if let recorded = b.etag.map(Self.normalizeETag), let listedTag = o.etag.map(Self.normalizeETag), recorded != listedTag {
+                issues.append(d(.etagMismatch, b, "object ETag \(listedTag), manifest recorded \(recorded) at upload: the object was overwritten"))
             }
             if let h = heads[b.objectKey], h.metadata[BatchMetadataKey.sha256] != b.fileSHA256 {
                 issues.append(d(.sha256Mismatch, b, "object metadata sha256 \(h.metadata[BatchMetadataKey.sha256] ?? "none"), manifest \(b.fileSHA256)"))
@@ -179,7 +187,10 @@ public struct Auditor: Sendable {
         }
         // Overlaps between objects (e.g. a second writer), from their metadata.
         var ranges: [TopicPartition: [(Int64, Int64, String)]] = [:]
-        for (key, h) in heads {
+        for b in delivered where listed[b.objectKey] != nil {
+            ranges[TopicPartition(topic: b.topic, partition: b.partition), default: []].append((b.startOffset, b.endOffset, b.objectKey))
+        }
+        for (key, h) in heads where known[key] == nil {
             guard let t = h.metadata[BatchMetadataKey.topic], let p = h.metadata[BatchMetadataKey.partition].flatMap({ Int32($0) }),
                   let s = h.metadata[BatchMetadataKey.start].flatMap({ Int64($0) }),
                   let e = h.metadata[BatchMetadataKey.end].flatMap({ Int64($0) }) else { continue }
@@ -203,6 +214,11 @@ public struct Auditor: Sendable {
         }
         report.discrepancies = issues.sorted { ($0.kind.rawValue, $0.key ?? "") < ($1.kind.rawValue, $1.key ?? "") }
         return report
+    }
+
+    /// ETags come quoted from S3 listings and responses; compare them bare.
+    static func normalizeETag(_ tag: String) -> String {
+        tag.trimmingCharacters(in: CharacterSet(charactersIn: "\" "))
     }
 
     private func d(_ kind: Discrepancy.Kind, _ b: BatchRecord, _ detail: String) -> Discrepancy {

@@ -18,15 +18,17 @@ struct AuditCommand: ParsableCommand {
         abstract: "Check that S3 matches the manifest and that every offset is delivered exactly once.",
         discussion: """
             Reads the manifest (without locking it: safe beside a running etl-engine), lists the \
-            objects under the sink prefix, HEADs each one, and reads the consumer group's \
-            committed offsets. It reports, with the key, partition and offsets at fault:
-              missing_object, size_mismatch, sha256_mismatch   a delivered batch whose object is absent or differs
+            objects under the sink prefix (sizes and ETags come with the listing; only objects the \
+            manifest does not know are HEADed), and reads the consumer group's committed offsets. \
+            It reports, with the key, partition and offsets at fault:
+              missing_object, size_mismatch, etag_mismatch     a delivered batch whose object is absent, or was overwritten
               unknown_object                                   an object the manifest does not know (another writer, manual upload)
               gap, overlap                                     offsets in no batch / in two batches (also across objects)
               offset_behind, offset_ahead                      Kafka's committed offset disagrees with the chain's end + 1
-              rejected_missing, rejected_count_mismatch        dead-letter objects that do not match the manifest
-            With --deep it also downloads every object (8 MiB ranges, parallel, bounded memory), \
-            recomputes its SHA-256 and reads its Parquet footer:
+              rejected_missing                                 a dead-letter object the manifest records is absent
+            With --deep it also HEADs every object and downloads it (8 MiB ranges, parallel, \
+            bounded memory), recomputes its SHA-256 and reads its Parquet footer:
+              sha256_mismatch, rejected_count_mismatch         object metadata disagrees with the manifest
               content_sha256_mismatch, row_count_mismatch, offset_stats_mismatch, unreadable_parquet
 
             Exit codes: 0 consistent; 1 discrepancies found; 2 could not run (config, store or Kafka unreachable).

@@ -84,17 +84,23 @@ struct AuditTests {
             #expect(r.kinds["size_mismatch"] == 1, "\(r.out)")
             #expect(r.kinds["unreadable_parquet"] == 1, "\(r.out)")
 
-            // A manifest row edited: the recorded hash and the chain no longer match S3.
+            // Manifest rows edited: a recorded ETag, a recorded hash, a range. The ETag and the
+            // gap are visible from the listing alone; the hash needs --deep.
             let db = dir.appendingPathComponent("state/manifest.sqlite").path
+            let lakeRoot = dir.appendingPathComponent("lake").path
+            let untouched = String(files[5].dropFirst(lakeRoot.count + 1))   // objects 1-3 were damaged above
             let edit = try runProcess("sqlite3", [db, """
-                UPDATE batches SET file_sha256 = 'ffff' WHERE id = (SELECT min(id) FROM batches WHERE state = 'COMMITTED');
+                UPDATE batches SET etag = 'ffff', file_sha256 = 'ffff' WHERE object_key = '\(untouched)';
                 UPDATE batches SET start_offset = start_offset + 7, good_count = good_count - 7
                   WHERE id = (SELECT max(id) FROM batches WHERE state = 'COMMITTED' AND good_count > 100);
                 """])
             #expect(edit.status == 0, "\(edit.stderr)")
             r = try audit(setup)
-            #expect((r.kinds["sha256_mismatch"] ?? 0) >= 1, "\(r.out)")
+            #expect((r.kinds["etag_mismatch"] ?? 0) >= 1, "\(r.out)")
             #expect((r.kinds["gap"] ?? 0) >= 1, "\(r.out)")
+            r = try audit(setup, ["--deep"])
+            #expect((r.kinds["sha256_mismatch"] ?? 0) >= 1, "\(r.out)")
+            #expect((r.kinds["content_sha256_mismatch"] ?? 0) >= 1, "\(r.out)")
         }
     }
 
