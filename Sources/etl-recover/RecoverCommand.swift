@@ -43,7 +43,7 @@ struct RecoverCommand: ParsableCommand {
     @Flag(name: .long, help: "Print the result as JSON.")
     var json = false
 
-    @Flag(name: .long, help: "Do not ask for confirmation (recovery never deletes data; it moves, uploads, aborts orphans).")
+    @Flag(name: .long, help: "Never prompt. etl-recover does not prompt today (it deletes no data: it moves, uploads, aborts orphan uploads); the flag keeps scripts valid.")
     var yes = false
 
     @Flag(name: .long, help: "Leave STAGED batches for the engine to upload.")
