@@ -31,7 +31,8 @@ struct AuditCommand: ParsableCommand {
               sha256_mismatch, rejected_count_mismatch         object metadata disagrees with the manifest
               content_sha256_mismatch, row_count_mismatch, offset_stats_mismatch, unreadable_parquet
 
-            Exit codes: 0 consistent; 1 discrepancies found; 2 could not run (config, store or Kafka unreachable).
+            Exit codes: 0 consistent; 1 discrepancies found; 2 could not run (bad option value, \
+            config, manifest missing, store or Kafka unreachable); 64 unknown command-line flag.
             """
     )
 
@@ -50,14 +51,13 @@ struct AuditCommand: ParsableCommand {
     @Flag(name: .long, help: "Print the report as JSON.")
     var json = false
 
-    func validate() throws {
-        if since != nil && partition != nil { throw ValidationError("--since and --partition cannot be combined") }
-    }
-
     func run() throws {
         let cfg: EngineConfig
         var options = AuditOptions()
         do {
+            // Checked here rather than in validate(): a bad argument value is "could not run" (2),
+            // not ArgumentParser's usage exit code (64, kept for unknown flags).
+            if since != nil && partition != nil { throw ValidationError("--since and --partition cannot be combined") }
             cfg = try EngineConfig.load(path: config)
             options.deep = deep
             if let since {

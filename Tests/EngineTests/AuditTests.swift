@@ -131,4 +131,54 @@ struct AuditTests {
             #expect((r.kinds["overlap"] ?? 0) >= 1, "\(r.out)")
         }
     }
+
+    @Test("exit 2 when the audit cannot run: missing config, missing manifest, bad option, unreachable store")
+    func couldNotRun() throws {
+        try withTemporaryDirectory { dir in
+            let bin = productsDirectory.appendingPathComponent("etl-audit").path
+            let state = dir.appendingPathComponent("state").path
+            func config(_ name: String, sink: String, manifest: String) throws -> String {
+                let path = dir.appendingPathComponent(name).path
+                try """
+                    [kafka]
+                    brokers = "127.0.0.1:9"
+                    topics = ["t"]
+                    [sink]
+                    url = "\(sink)"
+                    endpoint = "http://127.0.0.1:9"
+                    [staging]
+                    dir = "\(dir.appendingPathComponent("staging").path)"
+                    manifest = "\(manifest)"
+                    """.write(toFile: path, atomically: true, encoding: .utf8)
+                return path
+            }
+            let fileSink = "file://\(dir.appendingPathComponent("lake").path)"
+
+            let noConfig = try runProcess(bin, ["--config", dir.appendingPathComponent("absent.toml").path])
+            #expect(noConfig.status == 2)
+            #expect(noConfig.stderr.contains("absent.toml"), "\(noConfig.stderr)")
+
+            let missing = state + "/nothing-here.sqlite"
+            let noManifest = try runProcess(bin, ["--config", try config("m.toml", sink: fileSink, manifest: missing)])
+            #expect(noManifest.status == 2)
+            #expect(noManifest.stderr.contains(missing), "\(noManifest.stderr)")
+
+            // A real (empty) manifest, created by etl-recover on a file:// sink: audits clean...
+            let good = try config("good.toml", sink: fileSink, manifest: state + "/manifest.sqlite")
+            #expect(try runProcess(productsDirectory.appendingPathComponent("etl-recover").path,
+                                   ["--config", good, "--no-upload"], timeout: 60).status == 0)
+            #expect(try runProcess(bin, ["--config", good]).status == 0)
+            let badValue = try runProcess(bin, ["--config", good, "--since", "yesterday"])
+            #expect(badValue.status == 2)
+            #expect(badValue.stderr.contains("yesterday"), "\(badValue.stderr)")
+            let both = try runProcess(bin, ["--config", good, "--since", "1h", "--partition", "t:0"])
+            #expect(both.status == 2, "\(both.stderr)")
+
+            // ...but the same manifest against an S3 endpoint where nothing listens cannot be audited.
+            let s3 = try config("s3.toml", sink: "s3://tidemark-nowhere/p", manifest: state + "/manifest.sqlite")
+            let down = try runProcess(bin, ["--config", s3], environment: EngineSetup.awsEnvironment, timeout: 120)
+            #expect(down.status == 2)
+            #expect(down.stderr.contains("cannot run") && down.stderr.contains("tidemark-nowhere"), "\(down.stderr)")
+        }
+    }
 }
