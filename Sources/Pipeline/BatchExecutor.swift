@@ -48,6 +48,11 @@ public final class BatchExecutor: Sendable {
     let stopping: Atomic<Bool>
     /// Bytes uploaded (parts and whole objects), for metrics.
     public let bytesUploaded = Atomic<Int64>(0)
+    /// Microseconds spent in each kind of step, summed over workers (they overlap in time): the
+    /// stage split of the engine's run summary.
+    public let objectStoreMicros = Atomic<Int>(0)
+    public let manifestMicros = Atomic<Int>(0)
+    public let offsetMicros = Atomic<Int>(0)
 
     public init(manifest: Manifest, store: any ObjectStore, layout: KeyLayout, offsets: any OffsetAuthority,
                 partSize: Int64, concurrency: Int, quarantineDirectory: String, logger: Logger,
@@ -141,6 +146,19 @@ public final class BatchExecutor: Sendable {
     }
 
     private func perform(_ step: BatchStateMachine.Step, batch b: inout BatchRecord) throws -> BatchStateMachine.Observation {
+        let started = ContinuousClock.now
+        defer {
+            let d = ContinuousClock.now - started
+            let micros = Int(d.components.seconds) * 1_000_000 + Int(d.components.attoseconds / 1_000_000_000_000)
+            switch step {
+            case .record: manifestMicros.add(micros, ordering: .relaxed)
+            case .readCommittedOffset, .commitOffset: offsetMicros.add(micros, ordering: .relaxed)
+            case .headObject, .putRejected, .putObject, .createUpload, .listParts, .uploadParts, .completeUpload,
+                 .abortUpload, .deleteRejected:
+                objectStoreMicros.add(micros, ordering: .relaxed)
+            default: break
+            }
+        }
         let tp = TopicPartition(topic: b.topic, partition: b.partition)
         switch step {
         case .headObject:

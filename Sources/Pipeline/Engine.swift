@@ -63,6 +63,8 @@ public final class Engine: @unchecked Sendable {
         var knownRanges: [ClosedRange<Int64>] = []
         var paused = false
         var lastOffset: Int64?
+        /// When this partition was first seen drained with an open batch (`--until-idle` only).
+        var drainedSince: ContinuousClock.Instant?
     }
 
     struct Stats {
@@ -70,6 +72,15 @@ public final class Engine: @unchecked Sendable {
         var rejected = 0
         var bytes = 0
         var batchesSealed = 0
+        /// When this run consumed its first record and last committed an offset: the end-to-end
+        /// window of the run summary (and of `make bench`).
+        var startedAt = ContinuousClock.now
+        var firstRecordAt: ContinuousClock.Instant?
+        var lastCommitAt: ContinuousClock.Instant?
+        /// Poll-thread time in polls that returned records (fetch hand-off, parse, column
+        /// append) and in sealing (finishing the Parquet file, fsync, hash, manifest row).
+        var pollTime = Duration.zero
+        var sealTime = Duration.zero
         var lastReport = ContinuousClock.now
         var recordsAtLastReport = 0
         var bytesAtLastReport = 0
@@ -168,11 +179,20 @@ public final class Engine: @unchecked Sendable {
         while !stopRequested.load(ordering: .relaxed) {
             offsets.serve()
             drainEvents()
-            let n = try consumer.pollBatch(maxMessages: 5000, timeout: .milliseconds(100)) { message in
+            // While batches are in flight, upload workers wait on this thread for offset reads
+            // and commits: poll briefly and, when nothing came, wait on their requests instead,
+            // so a commit is served within milliseconds rather than after a 100 ms poll.
+            let busy = scheduler.pendingTotal > 0
+            var firstInPoll: ContinuousClock.Instant?
+            let n = try consumer.pollBatch(maxMessages: 5000, timeout: busy ? .milliseconds(2) : .milliseconds(100)) { message in
+                if firstInPoll == nil { firstInPoll = .now }
                 try self.handle(message)
             }
+            if let firstInPoll { stats.pollTime += ContinuousClock.now - firstInPoll }
+            if n == 0 && busy { offsets.serve(wait: .milliseconds(20)) }
             if n > 0 { lastActivity = .now; idleFlushed = false }
             try cutAgedBatches()
+            if untilIdle != nil { try sealDrainedPartitions() }
             try applyBackpressure()
             report()
             // Before the first assignment, allow for the group coordinator to wait out the
@@ -231,6 +251,7 @@ public final class Engine: @unchecked Sendable {
         let before = batch.rejectedCount
         let ingest = Int64(Date().timeIntervalSince1970 * 1_000_000)
         try batch.add(message, parser: parser, ingestMicros: ingest)
+        if stats.records == 0 { stats.firstRecordAt = .now }
         stats.records += 1
         stats.bytes += message.valueCount
         metrics.recordsIn.add(1, ordering: .relaxed)
@@ -277,6 +298,8 @@ public final class Engine: @unchecked Sendable {
         guard let batch = st.open else { return }
         st.open = nil
         guard batch.recordCount > 0 else { batch.discard(); return }
+        let sealStarted = ContinuousClock.now
+        defer { stats.sealTime += ContinuousClock.now - sealStarted }
         let key = layout.objectKey(topic: tp.topic, partition: tp.partition, start: batch.startOffset,
                                    startTimestampMillis: batch.startTimestampMillis)
         let rejectedKey = batch.rejectedCount > 0
@@ -322,6 +345,29 @@ public final class Engine: @unchecked Sendable {
             guard let open = st.open, now - open.openedAt >= config.batch.maxAge else { continue }
             var s = st
             try seal(tp, &s, reason: "age")
+            partitions[tp] = s
+        }
+    }
+
+    /// `--until-idle` (a catch-up run that exits once drained): a partition that has been at its
+    /// end (`_PARTITION_EOF`, nothing received since) for 250 ms seals its open batch instead of
+    /// waiting for the idle limit or `max_age`, so the run's last commit follows its last record.
+    /// The 250 ms keep a topic that is still being written from being cut into a batch per poll.
+    /// A continuously running engine cuts by size and age only.
+    private func sealDrainedPartitions() throws {
+        let drained = consumer.partitionsAtEOF
+        let now = ContinuousClock.now
+        for (tp, st) in partitions where st.open != nil {
+            var s = st
+            if !drained.contains(tp) {
+                s.drainedSince = nil
+            } else if let since = s.drainedSince {
+                guard now - since >= .milliseconds(250) else { continue }
+                s.drainedSince = nil
+                try seal(tp, &s, reason: "end of partition")
+            } else {
+                s.drainedSince = now
+            }
             partitions[tp] = s
         }
     }
@@ -447,6 +493,7 @@ public final class Engine: @unchecked Sendable {
         offsets.closeChannel()
         scheduler.stop()
         report(force: true)
+        summarize()
         metricsServer?.stop()
         manifest.close()
     }
@@ -482,6 +529,34 @@ public final class Engine: @unchecked Sendable {
     }
 
     // MARK: Status
+
+    /// Logs the run's totals and its end-to-end rate: from the first record consumed to the last
+    /// offset committed (what `make bench` quotes).
+    private func summarize() {
+        var meta: Logger.Metadata = ["records": "\(stats.records)", "rejected": "\(stats.rejected)",
+                                     "bytes": "\(stats.bytes)", "batches": "\(stats.batchesSealed)",
+                                     "uploaded_bytes": "\(executor.bytesUploaded.load(ordering: .relaxed))"]
+        func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
+        if let first = stats.firstRecordAt {
+            // Start-up cost: opening the manifest, recovery, group join, first fetch.
+            meta["first_record_after_seconds"] = "\(String(format: "%.3f", seconds(first - stats.startedAt)))"
+        }
+        if let first = stats.firstRecordAt, let last = stats.lastCommitAt, last > first {
+            let secs = seconds(last - first)
+            meta["seconds"] = "\(String(format: "%.3f", secs))"
+            meta["wall_seconds"] = "\(String(format: "%.3f", seconds(last - stats.startedAt)))"
+            meta["records_per_s"] = "\(Int(Double(stats.records) / secs))"
+            meta["mb_per_s"] = "\(String(format: "%.1f", Double(stats.bytes) / secs / 1e6))"
+        }
+        // Stage split (seconds of thread time; upload workers overlap each other and the poll thread).
+        func micros(_ a: borrowing Atomic<Int>) -> String { String(format: "%.3f", Double(a.load(ordering: .relaxed)) / 1e6) }
+        meta["stage_parse_encode_s"] = "\(String(format: "%.3f", seconds(stats.pollTime)))"
+        meta["stage_seal_s"] = "\(String(format: "%.3f", seconds(stats.sealTime)))"
+        meta["stage_object_store_s"] = "\(micros(executor.objectStoreMicros))"
+        meta["stage_manifest_s"] = "\(micros(executor.manifestMicros))"
+        meta["stage_offsets_s"] = "\(micros(executor.offsetMicros))"
+        logger.info("run summary (first record consumed to last offset committed)", metadata: meta)
+    }
 
     private func report(force: Bool = false) {
         let now = ContinuousClock.now
@@ -600,6 +675,7 @@ final class PollThreadOffsets: OffsetAuthority, @unchecked Sendable {
                 } else {
                     do {
                         try consumer.commit([r.tp: (c.offset, c.metadata)])
+                        engine?.stats.lastCommitAt = .now  // poll thread: stats is its own
                         result = .success((c.offset, true))
                     } catch let e as KafkaError where e.isGenerationMismatch {
                         result = .success((nil, false))
