@@ -7,7 +7,7 @@ PREFIX  ?= /usr/local
 TEST_STACK_DIR ?= $(CURDIR)/.stack-test
 EXECUTABLES := etl-engine etl-devbroker
 
-.PHONY: all deps build test demo bench bench-parquet bench-kafka bench-objectstore clean install stack-up stack-down
+.PHONY: all deps build test demo bench bench-parquet bench-kafka bench-objectstore bench-e2e clean install stack-up stack-down
 
 all: build
 
@@ -35,7 +35,7 @@ demo: deps
 	@tools/demo
 
 # Benchmarks (not tests): results and the commands behind them are in docs/benchmarks.md.
-bench: bench-parquet bench-kafka bench-objectstore
+bench: bench-parquet bench-kafka bench-objectstore bench-e2e
 
 bench-parquet: deps
 	python3 bench/parquet_bench.py --runs 5
@@ -47,6 +47,12 @@ bench-objectstore: deps
 # Consume 1,000,000 records with kafka-bench beside kcat on the same topic (own dev broker).
 bench-kafka: deps
 	bench/kafka_bench.sh
+
+# The pipeline end to end (2,000,000 records): stage limits (kcat, Parquet encode, S3 ingest,
+# SHA-256), the Python peer (bench/peer_pipeline.py) and etl-engine to moto and file://, median of
+# 3 runs each; writes the table into docs/benchmarks.md. Own stack in .stack-bench/.
+bench-e2e: deps
+	python3 bench/e2e_bench.py
 
 stack-up:
 	tools/stack up
@@ -64,4 +70,5 @@ clean:
 	-tools/stack down
 	-TIDEMARK_STACK_DIR=$(TEST_STACK_DIR) tools/stack down
 	-TIDEMARK_STACK_DIR=$(CURDIR)/.stack-demo tools/stack down
-	rm -rf .build .stack .stack-test .stack-demo demo-output
+	-TIDEMARK_STACK_DIR=$(CURDIR)/.stack-bench tools/stack down
+	rm -rf .build .stack .stack-test .stack-demo .stack-bench demo-output
