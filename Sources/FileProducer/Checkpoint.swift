@@ -32,6 +32,7 @@ public struct Checkpoint: Codable, Sendable, Equatable {
     /// Lines (newline-terminated, sent or skipped) before ``offset``.
     public var line: UInt64
 
+    /// A version-1 checkpoint with the given fields.
     public init(path: String, device: UInt64, inode: UInt64, fingerprint: String?, fingerprintLength: Int,
                 offset: UInt64, line: UInt64) {
         self.version = 1

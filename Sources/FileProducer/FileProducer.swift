@@ -1,91 +1,9 @@
 import KafkaSource
 import Logging
-import Synchronization
 
 #if canImport(Glibc)
 import Glibc
 #endif
-
-/// A stop request shared with a signal-handling thread.
-public final class StopFlag: Sendable {
-    private let flag = Atomic<Bool>(false)
-    public init() {}
-    /// Asks the producer to flush, checkpoint and return.
-    public func request() { flag.store(true, ordering: .relaxed) }
-    /// True once ``request()`` was called.
-    public var isRequested: Bool { flag.load(ordering: .relaxed) }
-}
-
-/// Options of ``FileProducer`` (the flags of `etl-produce`).
-public struct FileProducerOptions: Sendable {
-    /// Where each line goes.
-    public enum Partitioning: Sendable, Equatable {
-        /// Every line to this partition.
-        case fixed(Int32)
-        /// Key = the line's serial (bytes before the first space); partition = Kafka's murmur2
-        /// partitioner over the topic's partition count (``KafkaPartitioner``).
-        case keySerial
-    }
-
-    /// When ``FileProducer/run(stop:)`` returns on its own.
-    public enum ExitMode: Sendable, Equatable {
-        /// Only on a stop request (SIGTERM/SIGINT).
-        case never
-        /// At the end of the followed file (after rotated files were finished); a partial last
-        /// line stays unsent. A missing file is waited for.
-        case atEOF
-        /// Once no new line arrived for this long (a missing file counts as idle).
-        case idle(Duration)
-    }
-
-    public var file: String
-    public var topic: String
-    public var brokers: String
-    public var stateDirectory: String
-    public var partitioning: Partitioning = .fixed(0)
-    /// Longer lines are skipped (not sent), counted, logged, and listed in `DIR/skipped.jsonl`.
-    public var maxLineBytes = 1 << 20
-    /// Flush + checkpoint after this many lines...
-    public var checkpointLines = 10_000
-    /// ...or this long after the first line not yet checkpointed.
-    public var checkpointInterval: Duration = .seconds(1)
-    /// Sleep between polls of the file at its end.
-    public var pollInterval: Duration = .milliseconds(50)
-    public var fingerprintGrace: Duration = .seconds(1)
-    public var exitMode: ExitMode = .never
-    /// librdkafka producer properties; defaults `compression.type=zstd`, `linger.ms=20`, and
-    /// `message.max.bytes` large enough for `maxLineBytes` plus headers. Set values win.
-    public var kafkaProperties: [String: String] = [:]
-    /// Records read from the end of each partition at start (the resume rule uses the newest
-    /// record from the current file among them).
-    public var tailRecords = 16
-    /// Timeout for flush and for the start-up reads (metadata, partition tails).
-    public var kafkaTimeout: Duration = .seconds(60)
-
-    public init(file: String, topic: String, brokers: String, stateDirectory: String) {
-        self.file = file
-        self.topic = topic
-        self.brokers = brokers
-        self.stateDirectory = stateDirectory
-    }
-}
-
-/// What one run did, printed as JSON by `etl-produce` when it exits.
-public struct FileProducerSummary: Sendable, Codable, Equatable {
-    /// Records sent and acknowledged.
-    public var sent = 0
-    /// Lines read again after a restart and not sent because Kafka already held them (the
-    /// resume rule).
-    public var alreadyInKafka = 0
-    /// Lines over `maxLineBytes`, not sent.
-    public var tooLong = 0
-    /// Files opened (the first one included).
-    public var files = 0
-    /// Checkpoints written.
-    public var checkpoints = 0
-    /// The last checkpoint written.
-    public var checkpoint: Checkpoint?
-}
 
 /// Follows a log file into Kafka, exactly once across restarts (docs/producer.md).
 ///

@@ -31,6 +31,7 @@ public enum FileProducerError: Error, CustomStringConvertible, Sendable {
         }
     }
 
+    /// The message printed by the executables: what failed, on which path (and offset), why.
     public var description: String {
         switch self {
         case .io(let path, let operation, let code):

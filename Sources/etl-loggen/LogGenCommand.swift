@@ -15,7 +15,7 @@ struct LogGenCommand: ParsableCommand {
         abstract: "Append synthetic application log lines to a file, deterministically for a seed.",
         discussion: """
             Each line is '<serial> <ISO-8601 UTC time with ms> <LEVEL> <message>', e.g.
-              1042 2026-11-26T00:00:07.294Z INFO order=4711 cache retry worker latency=93 ...
+              1042 2026-11-26T00:00:07.294Z INFO order=4711 cache retry worker ...
             Levels: ~70% INFO, 15% DEBUG, 10% WARN, 5% ERROR; messages are 60-120 bytes. Serials \
             count up from --start-serial; the timestamp of serial N is 2026-11-26T00:00:00Z + 7 ms * N \
             (or the wall clock with --wall-clock), so the same --seed and options give the same bytes.
@@ -30,8 +30,10 @@ struct LogGenCommand: ParsableCommand {
 
             Examples:
               etl-loggen --out /tmp/app.log --lines 100000
-              etl-loggen --out /tmp/app.log --duration 30s --rate 2000 --rotate-bytes 4MiB
-              etl-loggen --out /tmp/app.log --lines 5000 --seed 7 --bad-fraction 0.02 --start-serial 100000
+              etl-loggen --out /tmp/app.log --duration 30s --rate 2000 \\
+                  --rotate-bytes 4MiB
+              etl-loggen --out /tmp/app.log --lines 5000 --seed 7 \\
+                  --bad-fraction 0.02 --start-serial 100000
 
             Exit codes: 0 done (or stopped by SIGTERM/SIGINT); 1 write or rotation failed (the \
             message names the file); 64 invalid command line.

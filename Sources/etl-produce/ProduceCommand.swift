@@ -36,15 +36,22 @@ struct ProduceCommand: ParsableCommand {
             next start resumes by the same rule). On exit a JSON summary is printed to stdout.
 
             Examples:
-              etl-produce --file /var/log/app.log --topic logs --brokers 127.0.0.1:9092 --state /var/lib/etl-produce
-              etl-produce --file app.log --topic logs --brokers kafka:9092 --key serial --state ./state --exit-at-eof
-              etl-produce --file app.log --topic logs --brokers kafka:9092 --partition 2 --state ./state --until-idle 5s
+              # follow for ever, all lines to partition 0
+              etl-produce --file /var/log/app.log --topic logs \\
+                  --brokers kafka:9092 --state /var/lib/etl-produce
+              # key by serial over all partitions; exit at the end of the file
+              etl-produce --file app.log --topic logs --brokers kafka:9092 \\
+                  --key serial --state ./state --exit-at-eof
+              # partition 2; exit after 5 s without a new line
+              etl-produce --file app.log --topic logs --brokers kafka:9092 \\
+                  --partition 2 --state ./state --until-idle 5s
 
             Exit codes: 0 stopped by a signal, or --exit-at-eof / --until-idle reached; 1 runtime \
             failure (Kafka unreachable or delivery/flush failed, read error; a restart resumes \
             exactly); 2 cannot start without a fix (permission denied on the file or state \
             directory, corrupt checkpoint, state directory in use, partition out of range), the \
-            message names the path or option; 64 invalid command line.
+            message names the path or option; 64 invalid command line; 130 a second \
+            SIGTERM/SIGINT (exited at once).
             """
     )
 

@@ -70,7 +70,7 @@ private func summary(_ stdout: String) -> [String: Any] {
 
 @Suite("etl-produce against the dev broker", .serialized)
 struct ProducerProcessTests {
-    @Test("kill -9 at 12 seeded random moments while 100,000 lines are written with 3 rotations: every line in Kafka exactly once, in order per file")
+    @Test("kill -9 at 12 seeded random moments (after start-up) while 100,000 lines are written with 3 rotations: every line in Kafka exactly once, in order per file")
     func killNine() throws {
         let stack = try LocalStack.current()
         try withTemporaryDirectory { dir in
@@ -89,7 +89,14 @@ struct ProducerProcessTests {
             while kills < 12 {
                 let child = try Child(produce, args, logDirectory: dir, name: "produce-\(runs)")
                 runs += 1
-                usleep(UInt32(rng.int(in: 250...1_400)) * 1000)
+                // Kill at a random moment after start-up (Kafka connected, partition tails read,
+                // file opened), so that on a loaded machine the kills still land while sending.
+                let up = Date().addingTimeInterval(15)
+                while Date() < up && child.process.isRunning
+                    && !child.stderr.contains("following file") && !child.stderr.contains("resuming") {
+                    usleep(10_000)
+                }
+                usleep(UInt32(rng.int(in: 50...1_000)) * 1000)
                 #expect(child.process.isRunning, "etl-produce exited by itself: \(child.stderr.suffix(1500))")
                 child.stop(SIGKILL)
                 kills += 1
