@@ -28,6 +28,23 @@ struct CheckpointTests {
         }
     }
 
+    @Test("a temp file left by a crash in the middle of a save does not affect what is loaded, and the next save replaces it")
+    func crashDuringSave() throws {
+        try withTemporaryDirectory { dir in
+            let store = try CheckpointStore(directory: dir.path)
+            let a = Checkpoint(path: "/x/app.log", device: 1, inode: 2, fingerprint: nil, fingerprintLength: 0, offset: 10, line: 1)
+            try store.save(a)
+            // A crash between writing the temp file and the rename leaves half a checkpoint behind.
+            try "{\"version\":1,\"off".write(toFile: store.checkpointPath + ".tmp", atomically: false, encoding: .utf8)
+            #expect(try store.load() == a)
+            var b = a
+            b.offset = 20
+            try store.save(b)
+            #expect(try store.load() == b)
+            #expect(!FileManager.default.fileExists(atPath: store.checkpointPath + ".tmp"))
+        }
+    }
+
     @Test("a corrupt checkpoint is a typed error naming the file, not a silent restart from zero")
     func corrupt() throws {
         try withTemporaryDirectory { dir in
