@@ -27,6 +27,12 @@ public final class FileProducer {
     /// fingerprint → partition → end offset of the newest record from that file at start.
     private var lastEnd: [String: [Int32: UInt64]] = [:]
     private var summary = FileProducerSummary()
+    /// The current file's `tidemark.file` header value.
+    private var fileHeader: [UInt8] = []
+    /// `lastEnd` of the current file, per partition.
+    private var fileLastEnd: [Int32: UInt64] = [:]
+    /// Lines skipped by the resume rule since the last one sent (for one log line per resume).
+    private var resumeSkipped = 0
 
     /// Opens the state directory (taking its lock) and connects to Kafka; sends nothing yet.
     /// - Throws: ``FileProducerError`` naming the path or the Kafka operation that failed.
@@ -87,13 +93,10 @@ public final class FileProducer {
         let tailer = FileTailer(path: options.file, resume: checkpoint, maxLineBytes: options.maxLineBytes,
                                 fingerprintGrace: options.fingerprintGrace, logger: logger)
         tailer.finalizeShortFiles = options.exitMode == .atEOF
-        var fileBytes: [UInt8] = []
-        var fileLastEnd: [Int32: UInt64] = [:]
         var pending = 0
         var pendingSince: ContinuousClock.Instant?
         var lastActivity = ContinuousClock.now
         var loggedMissing = false
-        var resumeSkipped = 0
 
         while !stop.isRequested {
             let event = try tailer.next()
@@ -101,35 +104,7 @@ public final class FileProducer {
             case .line(let line):
                 lastActivity = .now
                 loggedMissing = false
-                let key: [UInt8]?
-                let partition: Int32
-                switch options.partitioning {
-                case .fixed(let p):
-                    key = nil
-                    partition = p
-                case .keySerial:
-                    let k = KafkaPartitioner.serialKey(of: line.bytes)
-                    key = k
-                    partition = KafkaPartitioner.partition(forKey: k, partitionCount: partitionCount)
-                }
-                if line.end <= fileLastEnd[partition] ?? 0 {
-                    summary.alreadyInKafka += 1
-                    resumeSkipped += 1
-                } else {
-                    if resumeSkipped > 0 {
-                        logger.notice("resume: lines beyond the checkpoint were already in Kafka, not sent again", metadata: [
-                            "lines": "\(resumeSkipped)", "file.path": "\(line.path)", "next.offset": "\(line.start)",
-                        ])
-                        resumeSkipped = 0
-                    }
-                    do {
-                        try producer.send(topic: options.topic, partition: partition, key: key, value: line.bytes,
-                                          headers: SourceHeaders.make(fileBytes: fileBytes, line: line))
-                    } catch {
-                        throw .kafka(operation: "send", path: line.path, offset: line.start, underlying: kafkaError(error))
-                    }
-                    summary.sent += 1
-                }
+                try send(line)
                 pending += 1
                 if pendingSince == nil { pendingSince = .now }
             case .tooLong(let line):
@@ -148,7 +123,7 @@ public final class FileProducer {
             case .position(let position, let change):
                 lastActivity = .now
                 if change == .opened || change == .resumed { summary.files += 1 }
-                fileBytes = Array((position.fingerprint ?? "").utf8)
+                fileHeader = Array((position.fingerprint ?? "").utf8)
                 fileLastEnd = position.fingerprint.flatMap { lastEnd[$0] } ?? [:]
                 if !fileLastEnd.isEmpty {
                     logger.info("records of this file already in Kafka", metadata: [
@@ -190,6 +165,40 @@ public final class FileProducer {
         }
         logger.notice("stop requested: flushing and checkpointing")
         return try finish(tailer)
+    }
+
+    /// Sends `line` to its partition unless the resume rule says Kafka already holds it.
+    private func send(_ line: TailedLine) throws(FileProducerError) {
+        let key: [UInt8]?
+        let partition: Int32
+        switch options.partitioning {
+        case .fixed(let p):
+            key = nil
+            partition = p
+        case .keySerial:
+            let k = KafkaPartitioner.serialKey(of: line.bytes)
+            key = k
+            partition = KafkaPartitioner.partition(forKey: k, partitionCount: partitionCount)
+        }
+        // The resume rule; lines at or before the checkpoint were not even read again.
+        if line.end <= fileLastEnd[partition] ?? 0 {
+            summary.alreadyInKafka += 1
+            resumeSkipped += 1
+            return
+        }
+        if resumeSkipped > 0 {
+            logger.notice("resume: lines beyond the checkpoint were already in Kafka, not sent again", metadata: [
+                "lines": "\(resumeSkipped)", "file.path": "\(line.path)", "next.offset": "\(line.start)",
+            ])
+            resumeSkipped = 0
+        }
+        do {
+            try producer.send(topic: options.topic, partition: partition, key: key, value: line.bytes,
+                              headers: SourceHeaders.make(fileBytes: fileHeader, line: line))
+        } catch {
+            throw .kafka(operation: "send", path: line.path, offset: line.start, underlying: kafkaError(error))
+        }
+        summary.sent += 1
     }
 
     private func finish(_ tailer: FileTailer) throws(FileProducerError) -> FileProducerSummary {

@@ -196,7 +196,7 @@ struct ProducerProcessTests {
         }
     }
 
-    @Test("an unreadable file: exit 2 naming the path (run as nobody; root ignores modes); --help teaches")
+    @Test("an unreadable file or state directory: exit 2 naming the path (run as nobody; root ignores modes); --help teaches")
     func permissionAndHelp() throws {
         try withTemporaryDirectory { dir in
             chmod(dir.path, 0o777)
@@ -211,6 +211,21 @@ struct ProducerProcessTests {
                 : try runProcess(produce, args)
             #expect(r.status == 2, "\(r.stderr)")
             #expect(r.stderr.contains(log) && r.stderr.contains("permission denied"), "\(r.stderr)")
+
+            // A state directory that may not be created: exit 2 naming it.
+            if getuid() == 0 {
+                let readable = dir.appendingPathComponent("open.log").path
+                try append(readable, "1 2026-11-26T00:00:00.000Z INFO x\n")
+                let closed = dir.appendingPathComponent("closed")
+                try FileManager.default.createDirectory(at: closed, withIntermediateDirectories: true)
+                chmod(closed.path, 0o755)  // owned by root: nobody may not create inside
+                let stateArgs = ["--file", readable, "--topic", "t", "--brokers", "127.0.0.1:1",
+                                 "--state", closed.appendingPathComponent("state").path]
+                let s = try runProcess("/usr/bin/setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", produce] + stateArgs)
+                #expect(s.status == 2, "\(s.stderr)")
+                #expect(s.stderr.contains(closed.appendingPathComponent("state").path) && s.stderr.contains("permission denied"),
+                        "\(s.stderr)")
+            }
 
             let help = try runProcess(produce, ["--help"])
             for word in ["--file", "--topic", "--brokers", "--partition", "--key", "--state", "--max-line-bytes",
