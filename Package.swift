@@ -8,6 +8,7 @@
 //   KafkaSource                  librdkafka consumer/producer wrapper (manual offsets, rebalance hooks)
 //   Manifest                     SQLite write-ahead manifest (through GRDB)
 //   Pipeline                     the engine: transform, batching, commit protocol (docs/protocol.md)
+//   FileProducer                 log generator, file tailer, checkpoint, exactly-once file -> Kafka producer
 //   KafkaMock                    librdkafka's mock cluster: etl-devbroker and tests only
 //   TestSupport                  helpers shared by test targets (local stack, subprocesses)
 import PackageDescription
@@ -26,6 +27,9 @@ let package = Package(
         .library(name: "ObjectStore", targets: ["ObjectStore"]),
         .executable(name: "objectstore-bench", targets: ["objectstore-bench"]),
         .library(name: "KafkaSource", targets: ["KafkaSource"]),
+        .library(name: "FileProducer", targets: ["FileProducer"]),
+        .executable(name: "etl-loggen", targets: ["etl-loggen"]),
+        .executable(name: "etl-produce", targets: ["etl-produce"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -87,6 +91,14 @@ let package = Package(
             ]
         ),
         .target(
+            name: "FileProducer",
+            dependencies: [
+                "KafkaSource",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
             name: "KafkaMock",
             dependencies: ["CRdKafka"]
         ),
@@ -128,6 +140,21 @@ let package = Package(
             name: "etl-recover",
             dependencies: [
                 "Pipeline", "KafkaSource", "ObjectStore", "Manifest",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "etl-loggen",
+            dependencies: [
+                "FileProducer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(
+            name: "etl-produce",
+            dependencies: [
+                "FileProducer", "KafkaSource",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -178,6 +205,13 @@ let package = Package(
         .testTarget(
             name: "PipelineTests",
             dependencies: ["Pipeline", "Manifest", "TestSupport"]
+        ),
+        .testTarget(
+            name: "FileProducerTests",
+            dependencies: [
+                "FileProducer", "Pipeline", "TestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .testTarget(
             name: "EngineTests",

@@ -148,6 +148,38 @@ public final class KafkaProducer {
         if let fatal = KafkaError.fatal(rk, operation: "flush") { throw fatal }
     }
 
+    /// The number of partitions of `topic`, from a metadata request for that topic (which lets a
+    /// broker with `auto.create.topics.enable` create it). Retries until the topic has partitions
+    /// or `timeout` passes.
+    /// - Throws: ``KafkaError`` `timedOut` or the topic's metadata error (e.g. `UNKNOWN_TOPIC_OR_PART`).
+    /// The corresponding C function is `rd_kafka_metadata`.
+    public func partitionCount(topic: String, timeout: Duration) throws -> Int {
+        let rk = try live("metadata")
+        let deadline = ContinuousClock.now.advanced(by: timeout)
+        guard let rkt = rd_kafka_topic_new(rk, topic, nil) else {
+            throw KafkaError(rd_kafka_last_error(), operation: "metadata", topic: topic)
+        }
+        defer { rd_kafka_topic_destroy(rkt) }
+        var lastError = KafkaError(code: .timedOut, message: "no metadata for the topic", operation: "metadata", topic: topic)
+        while true {
+            let left = ContinuousClock.now.duration(to: deadline)
+            guard left > .zero else { throw lastError }
+            var md: UnsafePointer<rd_kafka_metadata>?
+            let err = rd_kafka_metadata(rk, 0, rkt, &md, max(1, min(left.milliseconds, 5000)))
+            if err == RD_KAFKA_RESP_ERR_NO_ERROR, let md {
+                defer { rd_kafka_metadata_destroy(md) }
+                if md.pointee.topic_cnt > 0 {
+                    let t = md.pointee.topics[0]
+                    if t.err == RD_KAFKA_RESP_ERR_NO_ERROR && t.partition_cnt > 0 { return Int(t.partition_cnt) }
+                    lastError = KafkaError(t.err, operation: "metadata", topic: topic)
+                }
+            } else {
+                lastError = KafkaError(err, operation: "metadata", topic: topic)
+            }
+            rd_kafka_poll(rk, 100)
+        }
+    }
+
     /// Destroys the producer (records not yet flushed are dropped after librdkafka's own timeout).
     /// Idempotent. The corresponding C function is `rd_kafka_destroy`.
     public func close() {
