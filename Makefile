@@ -5,7 +5,7 @@ PREFIX  ?= /usr/local
 # `make test` runs its own stack in .stack-test/ so it never disturbs a stack started by hand
 # (tools/stack up) or by `make demo` in .stack/.
 TEST_STACK_DIR ?= $(CURDIR)/.stack-test
-EXECUTABLES := etl-engine etl-devbroker etl-loggen etl-produce
+EXECUTABLES := etl-engine etl-recover etl-audit etl-loggen etl-produce etl-devbroker
 
 .PHONY: all deps build test demo bench bench-parquet bench-kafka bench-objectstore bench-e2e clean install stack-up stack-down
 
