@@ -75,6 +75,8 @@ def limits(args, bootstrap, endpoint, work, binp, total_bytes):
     # Parquet encode of the same rows with our writer (parquet-bench), to tmpfs.
     enc = []
     for _ in range(args.runs):
+        if os.path.exists("/dev/shm/tidemark-bench.parquet"):
+            os.unlink("/dev/shm/tidemark-bench.parquet")
         r = json.loads(run([os.path.join(binp, "parquet-bench"), "--input", os.path.join(work, "rows.bin"),
                             "--output", "/dev/shm/tidemark-bench.parquet"]).stdout.strip().splitlines()[-1])
         enc.append(r)
@@ -311,7 +313,8 @@ def main():
              f"region_name='us-east-1').create_bucket(Bucket='{BUCKET}')"])
         log(f"producing {args.records:,} records over {args.partitions} partitions")
         run([sys.executable, os.path.join(ROOT, "tools/produce_logs.py"), "--bootstrap", bootstrap,
-             "--topic", args.topic, "--count", str(args.records), "--partitions", str(args.partitions)])
+             "--topic", args.topic, "--count", str(args.records), "--partitions", str(args.partitions),
+             "--partition-major", "--linger-ms", "100"])
         total_bytes = dump_rows(args, bootstrap, work)
         log(f"topic holds {args.records:,} records, {total_bytes / 1e6:.0f} MB of values")
         lim = limits(args, bootstrap, endpoint, work, binp, total_bytes)

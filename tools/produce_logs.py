@@ -7,6 +7,7 @@ binary garbage, empty, invalid UTF-8) so the engine's dead-letter path is exerci
 
   produce_logs.py --bootstrap B --topic T --count N [--partitions P] [--seed S] [--start-serial K]
                   [--bad-fraction F] [--random-bytes N] [--pad N] [--compression C]
+                  [--linger-ms MS] [--partition-major]
 Prints {"produced": N, "bad": M}.
 """
 import argparse
@@ -70,6 +71,11 @@ def main():
                          "not in uncompressed Parquet: large objects from a small broker log)")
     ap.add_argument("--compression", default="zstd",
                     help="producer compression.type (the dev broker keeps only ~5 MiB of stored bytes per partition)")
+    ap.add_argument("--linger-ms", type=int, default=20, help="producer linger.ms (larger = larger message sets)")
+    ap.add_argument("--partition-major", action="store_true",
+                    help="with --partitions P: fill partition 0 with the first count/P records, then 1, ... "
+                         "(each partition gets the producer's full rate, so message sets are large; the dev "
+                         "broker answers a fetch with few message sets, so their size sets the consume rate)")
     args = ap.parse_args()
 
     global BLOB
@@ -83,7 +89,7 @@ def main():
             errors.append(str(err))
 
     p = Producer({"bootstrap.servers": args.bootstrap, "enable.idempotence": True, "acks": "all",
-                  "linger.ms": 20, "batch.num.messages": 10000, "queue.buffering.max.messages": 500000,
+                  "linger.ms": args.linger_ms, "batch.num.messages": 10000, "queue.buffering.max.messages": 500000,
                   "compression.type": args.compression})
     nbad = 0
     for i in range(args.count):
@@ -93,7 +99,9 @@ def main():
             value = bad(rng, value)
             nbad += 1
         kwargs = {"value": value, "on_delivery": on_delivery}
-        if args.partitions:
+        if args.partitions and args.partition_major:
+            kwargs["partition"] = min(i * args.partitions // args.count, args.partitions - 1)
+        elif args.partitions:
             kwargs["partition"] = i % args.partitions
         else:
             kwargs["key"] = str(serial).encode()
