@@ -115,7 +115,7 @@ final class ColumnWriter {
         usesBytesDictionary = column.type == .string
         switch column.type {
         case .string, .int32, .int64, .timestampMicrosUTC:
-            dictionaryAllowed = options.dictionaryEnabled
+            dictionaryAllowed = options.dictionaryEnabled && column.dictionary
         case .boolean, .double:
             dictionaryAllowed = false
         }
@@ -327,6 +327,10 @@ final class ColumnWriter {
             if plainPage {
                 encoding = .plain
                 body.append(plain.bytes)
+                // The PLAIN copy is needed once per chunk (the judged first page): do not keep a
+                // page-sized buffer per column for the rest of the writer's life.
+                plain.removeAll()
+                plain.shrink(ifAbove: 64 * 1024)
             } else {
                 // Dictionary indices: 1 byte bit width, then hybrid runs with no length prefix.
                 encoding = .rleDictionary

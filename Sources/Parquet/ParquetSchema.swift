@@ -42,12 +42,17 @@ public struct ParquetColumn: Sendable, Equatable, Hashable {
     public var type: ParquetColumnType
     /// `true` writes an OPTIONAL column with definition levels; `false` a REQUIRED one.
     public var nullable: Bool
+    /// Whether dictionary encoding may be tried (with ``ParquetWriterOptions/dictionaryEnabled``).
+    /// `false` for columns whose values are (nearly) all distinct, such as offsets and
+    /// timestamps: a dictionary there only costs a hash per value and a larger file.
+    public var dictionary: Bool
 
     /// Creates a column description.
-    public init(name: String, type: ParquetColumnType, nullable: Bool) {
+    public init(name: String, type: ParquetColumnType, nullable: Bool, dictionary: Bool = true) {
         self.name = name
         self.type = type
         self.nullable = nullable
+        self.dictionary = dictionary
     }
 }
 

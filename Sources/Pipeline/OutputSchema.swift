@@ -16,18 +16,19 @@ public enum OutputSchema {
     /// `serial` INT64, `event_time` TIMESTAMP(us, UTC), `level` STRING, `message` STRING,
     /// `attributes` STRING (nullable), `ingest_time` TIMESTAMP(us, UTC), `kafka_topic` STRING,
     /// `kafka_partition` INT32, `kafka_offset` INT64, `kafka_timestamp` TIMESTAMP(us, UTC)
-    /// (nullable: Kafka may not carry one).
+    /// (nullable: Kafka may not carry one). The per-record-distinct columns (serial, the
+    /// timestamps, kafka_offset) are written PLAIN, without trying a dictionary.
     public static let schema = ParquetSchema(columns: [
-        ParquetColumn(name: "serial", type: .int64, nullable: false),
-        ParquetColumn(name: "event_time", type: .timestampMicrosUTC, nullable: false),
+        ParquetColumn(name: "serial", type: .int64, nullable: false, dictionary: false),
+        ParquetColumn(name: "event_time", type: .timestampMicrosUTC, nullable: false, dictionary: false),
         ParquetColumn(name: "level", type: .string, nullable: false),
         ParquetColumn(name: "message", type: .string, nullable: false),
         ParquetColumn(name: "attributes", type: .string, nullable: true),
-        ParquetColumn(name: "ingest_time", type: .timestampMicrosUTC, nullable: false),
+        ParquetColumn(name: "ingest_time", type: .timestampMicrosUTC, nullable: false, dictionary: false),
         ParquetColumn(name: "kafka_topic", type: .string, nullable: false),
         ParquetColumn(name: "kafka_partition", type: .int32, nullable: false),
-        ParquetColumn(name: "kafka_offset", type: .int64, nullable: false),
-        ParquetColumn(name: "kafka_timestamp", type: .timestampMicrosUTC, nullable: true),
+        ParquetColumn(name: "kafka_offset", type: .int64, nullable: false, dictionary: false),
+        ParquetColumn(name: "kafka_timestamp", type: .timestampMicrosUTC, nullable: true, dictionary: false),
     ])
 }
 

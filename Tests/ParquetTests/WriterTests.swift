@@ -232,4 +232,27 @@ struct WriterTests {
             #expect(Set(chunk.encodings) == [0, 3, 8])
         }
     }
+
+    @Test("a column declared without dictionary is written PLAIN while its neighbour keeps its dictionary")
+    func perColumnDictionarySwitch() throws {
+        var options = ParquetWriterOptions()
+        options.compression = .uncompressed
+        let schema = ParquetSchema(columns: [
+            ParquetColumn(name: "id", type: .int64, nullable: false, dictionary: false),
+            ParquetColumn(name: "s", type: .string, nullable: false),
+        ])
+        let output = RecordingOutput()
+        let writer = try ParquetWriter(output: output, schema: schema, options: options)
+        for i in 0..<5_000 {  // both columns repeat each value 50 times: a dictionary would pay off
+            writer.append(Int64(i / 50), column: 0)
+            writer.append("value-\(i / 50)", column: 1)
+            try writer.endRow()
+        }
+        _ = try writer.close()
+        let columns = try ParquetFooter.decode(tail: output.bytes).rowGroups[0].columns
+        #expect(columns[0].dictionaryPageOffset == nil)
+        #expect(!columns[0].encodings.contains(8))
+        #expect(columns[1].dictionaryPageOffset != nil)
+        #expect(columns[1].encodings.contains(8))
+    }
 }
