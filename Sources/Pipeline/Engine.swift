@@ -36,6 +36,8 @@ public final class Engine: @unchecked Sendable {
     var consumer: KafkaConsumer!
     var partitions: [TopicPartition: PartitionState] = [:]
     var stats = Stats()
+    /// `ingest_time` of the records of the current poll (microseconds since the epoch).
+    private var pollIngestMicros: Int64 = 0
     var lastActivity = ContinuousClock.now
     var everAssigned = false
     /// Counters for the Prometheus endpoint (`[engine] metrics_port`).
@@ -81,6 +83,10 @@ public final class Engine: @unchecked Sendable {
         /// append) and in sealing (finishing the Parquet file, fsync, hash, manifest row).
         var pollTime = Duration.zero
         var sealTime = Duration.zero
+        /// Poll-thread time in polls that returned nothing (waiting for fetches, or every
+        /// partition paused) and in serving offset requests for upload workers.
+        var idleTime = Duration.zero
+        var serveTime = Duration.zero
         var lastReport = ContinuousClock.now
         var recordsAtLastReport = 0
         var bytesAtLastReport = 0
@@ -102,6 +108,10 @@ public final class Engine: @unchecked Sendable {
         parser = LogRecordParser(format: config.input.format, maxLineBytes: config.input.maxLineBytes)
         var options = ParquetWriterOptions()
         options.rowGroupMaxBytes = min(32 << 20, config.batch.maxBytes)
+        // Pages are compressed on the poll thread as they fill: a writer's own compression
+        // threads (and their ZSTD contexts) would be per open batch, so memory and threads would
+        // grow with the number of assigned partitions (32 partitions: +80 MiB peak RSS, measured).
+        options.compressionThreads = 0
         options.createdBy = "tidemark version \(tidemarkVersion) (build release)"
         options.compression = config.sink.compression == "none" ? .uncompressed : .zstd(level: Int32(config.sink.zstdLevel))
         parquetOptions = options
@@ -169,6 +179,9 @@ public final class Engine: @unchecked Sendable {
                                      rebalanceProtocol: config.kafka.rebalanceProtocol == "eager" ? .eager : .cooperativeSticky,
                                      sessionTimeout: config.kafka.sessionTimeout, properties: config.kafka.properties)
         if kc.properties["client.id"] == nil { kc.properties["client.id"] = "tidemark-\(getpid())" }
+        // librdkafka prefetches up to 64 MiB of records by default (`queued.max.messages.kbytes`);
+        // half of that keeps the consumer fed and the engine's memory bounded (docs/operations.md).
+        if kc.properties["queued.max.messages.kbytes"] == nil { kc.properties["queued.max.messages.kbytes"] = "32768" }
         let handler = Rebalance(engine: self)
         consumer = try KafkaConsumer(config: kc, rebalanceHandler: handler, logger: logger)
         try consumer.subscribe()
@@ -177,19 +190,30 @@ public final class Engine: @unchecked Sendable {
         lastActivity = .now
         var idleFlushed = false
         while !stopRequested.load(ordering: .relaxed) {
+            let loopStarted = ContinuousClock.now
             offsets.serve()
+            stats.serveTime += ContinuousClock.now - loopStarted
             drainEvents()
             // While batches are in flight, upload workers wait on this thread for offset reads
             // and commits: poll briefly and, when nothing came, wait on their requests instead,
             // so a commit is served within milliseconds rather than after a 100 ms poll.
             let busy = scheduler.pendingTotal > 0
             var firstInPoll: ContinuousClock.Instant?
+            // One wall-clock reading per poll: every record of the poll gets it as ingest_time.
+            pollIngestMicros = Int64(Date().timeIntervalSince1970 * 1_000_000)
             let n = try consumer.pollBatch(maxMessages: 5000, timeout: busy ? .milliseconds(2) : .milliseconds(100)) { message in
                 if firstInPoll == nil { firstInPoll = .now }
                 try self.handle(message)
             }
             if let firstInPoll { stats.pollTime += ContinuousClock.now - firstInPoll }
-            if n == 0 && busy { offsets.serve(wait: .milliseconds(20)) }
+            if n == 0 {
+                stats.idleTime += ContinuousClock.now - loopStarted
+                if busy {
+                    let waited = ContinuousClock.now
+                    offsets.serve(wait: .milliseconds(20))
+                    stats.serveTime += ContinuousClock.now - waited
+                }
+            }
             if n > 0 { lastActivity = .now; idleFlushed = false }
             try cutAgedBatches()
             if untilIdle != nil { try sealDrainedPartitions() }
@@ -245,12 +269,11 @@ public final class Engine: @unchecked Sendable {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true,
                                                     attributes: [.posixPermissions: 0o700])
             st.open = try StagedBatchWriter(directory: dir, topic: tp.topic, partition: tp.partition,
-                                            startOffset: offset, startTimestampMillis: ts, options: parquetOptions)
+                                            startOffset: offset, startTimestampMillis: ts, options: rowGroupOptions())
         }
         let batch = st.open!
         let before = batch.rejectedCount
-        let ingest = Int64(Date().timeIntervalSince1970 * 1_000_000)
-        try batch.add(message, parser: parser, ingestMicros: ingest)
+        try batch.add(message, parser: parser, ingestMicros: pollIngestMicros)
         if stats.records == 0 { stats.firstRecordAt = .now }
         stats.records += 1
         stats.bytes += message.valueCount
@@ -290,6 +313,17 @@ public final class Engine: @unchecked Sendable {
         st.knownRanges.removeAll { $0.upperBound < offset }
         logger.info("seek", metadata: ["partition": "\(tp)", "offset": "\(offset)", "why": "\(why)"])
         try consumer.seek(tp, to: offset, timeout: .seconds(10))
+    }
+
+    /// Writer options for a new batch: the memory budget shared equally by the assigned
+    /// partitions' open batches (each buffers at most one row group), 1 MiB to 32 MiB a row
+    /// group, pages no larger than a quarter of it.
+    private func rowGroupOptions() -> ParquetWriterOptions {
+        var options = parquetOptions
+        let share = config.batch.memoryBudget / max(1, partitions.count)
+        options.rowGroupMaxBytes = min(options.rowGroupMaxBytes, max(1 << 20, share))
+        options.dataPageMaxBytes = min(options.dataPageMaxBytes, max(256 << 10, options.rowGroupMaxBytes / 4))
+        return options
     }
 
     // MARK: Sealing
@@ -502,14 +536,18 @@ public final class Engine: @unchecked Sendable {
     /// them) and the leftover files of final batches (a crash between the manifest's COMMITTED
     /// or SUPERSEDED and the delete), and quarantines sealed files no manifest row refers to.
     private func cleanStagingDirectory() throws {
+        guard let walker = FileManager.default.enumerator(atPath: stagingDir) else { return }
+        let files = (walker.allObjects as? [String] ?? []).filter {
+            !$0.hasPrefix("quarantine") && ($0.hasSuffix(".tmp") || $0.hasSuffix(".parquet") || $0.hasSuffix(".jsonl"))
+        }
+        // The usual start finds nothing to clean: do not read a manifest of many batches for it.
+        guard !files.isEmpty else { return }
         let all = try manifest.batches()
         let live = Set(all.filter { !$0.state.isFinal }.flatMap { [$0.filePath, $0.rejectedPath].compactMap { $0 } })
         let done = Set(all.filter { $0.state == .committed || $0.state == .superseded }
             .flatMap { [$0.filePath, $0.rejectedPath].compactMap { $0 } })
-        guard let walker = FileManager.default.enumerator(atPath: stagingDir) else { return }
         var orphans: [String] = []
-        while let rel = walker.nextObject() as? String {
-            if rel.hasPrefix("quarantine") { continue }
+        for rel in files {
             let path = stagingDir + "/" + rel
             if rel.hasSuffix(".tmp") || done.contains(path) {
                 unlink(path)
@@ -552,6 +590,8 @@ public final class Engine: @unchecked Sendable {
         func micros(_ a: borrowing Atomic<Int>) -> String { String(format: "%.3f", Double(a.load(ordering: .relaxed)) / 1e6) }
         meta["stage_parse_encode_s"] = "\(String(format: "%.3f", seconds(stats.pollTime)))"
         meta["stage_seal_s"] = "\(String(format: "%.3f", seconds(stats.sealTime)))"
+        meta["poll_thread_idle_s"] = "\(String(format: "%.3f", seconds(stats.idleTime)))"
+        meta["poll_thread_offsets_s"] = "\(String(format: "%.3f", seconds(stats.serveTime)))"
         meta["stage_object_store_s"] = "\(micros(executor.objectStoreMicros))"
         meta["stage_manifest_s"] = "\(micros(executor.manifestMicros))"
         meta["stage_offsets_s"] = "\(micros(executor.offsetMicros))"
@@ -666,27 +706,50 @@ final class PollThreadOffsets: OffsetAuthority, @unchecked Sendable {
             for r in requests { r.result.withLock { $0 = .success((nil, false)) }; r.done.signal() }
             return
         }
+        // Requests that arrived together go to Kafka together: one OffsetFetch for every read and
+        // one OffsetCommit for every commit, instead of a round trip each (32 partitions finishing
+        // batches at once made the poll thread wait on the coordinator for seconds). A combined
+        // call that fails is retried request by request, so each batch gets its own result.
+        var results: [ObjectIdentifier: Result<(Int64?, Bool), any Error>] = [:]
+        let reads = requests.filter { $0.commit == nil }
+        if !reads.isEmpty {
+            if let all = try? consumer.committed(Array(Set(reads.map(\.tp))), timeout: .seconds(10)) {
+                for r in reads { results[ObjectIdentifier(r)] = .success((all[r.tp]?.offset, owned.contains(r.tp))) }
+            }
+        }
+        var commits: [TopicPartition: (offset: Int64, metadata: String?)] = [:]
+        var committing: [Request] = []
         for r in requests {
-            let isOwned = owned.contains(r.tp)
+            guard let c = r.commit else { continue }
+            if !owned.contains(r.tp) {
+                results[ObjectIdentifier(r)] = .success((nil, false))
+            } else if commits[r.tp] == nil {
+                commits[r.tp] = (c.offset, c.metadata)
+                committing.append(r)
+            }
+        }
+        if committing.count > 1, (try? consumer.commit(commits)) != nil {
+            engine?.stats.lastCommitAt = .now  // poll thread: stats is its own
+            for r in committing { results[ObjectIdentifier(r)] = .success((r.commit!.offset, true)) }
+        }
+        for r in requests {
             let result: Result<(Int64?, Bool), any Error>
-            if let c = r.commit {
-                if !isOwned {
+            if let done = results[ObjectIdentifier(r)] {
+                result = done
+            } else if let c = r.commit {
+                do {
+                    try consumer.commit([r.tp: (c.offset, c.metadata)])
+                    engine?.stats.lastCommitAt = .now
+                    result = .success((c.offset, true))
+                } catch let e as KafkaError where e.isGenerationMismatch {
                     result = .success((nil, false))
-                } else {
-                    do {
-                        try consumer.commit([r.tp: (c.offset, c.metadata)])
-                        engine?.stats.lastCommitAt = .now  // poll thread: stats is its own
-                        result = .success((c.offset, true))
-                    } catch let e as KafkaError where e.isGenerationMismatch {
-                        result = .success((nil, false))
-                    } catch {
-                        result = .failure(error)
-                    }
+                } catch {
+                    result = .failure(error)
                 }
             } else {
                 do {
                     let committed = try consumer.committed([r.tp], timeout: .seconds(10))
-                    result = .success((committed[r.tp]?.offset, isOwned))
+                    result = .success((committed[r.tp]?.offset, owned.contains(r.tp)))
                 } catch {
                     result = .failure(error)
                 }

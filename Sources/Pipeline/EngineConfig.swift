@@ -72,6 +72,10 @@ public struct EngineConfig: Sendable, Equatable {
         public var maxAge: Duration = .seconds(60)
         /// `[batch] max_in_flight`: sealed, uncommitted batches per partition before it pauses.
         public var maxInFlight: Int = 2
+        /// `[batch] memory_budget`: memory for the row groups of all open batches together; each
+        /// open batch gets an equal share (between 1 MiB and 32 MiB) as its row-group size, so
+        /// memory stays bounded however many partitions are assigned.
+        public var memoryBudget: Int = 64 << 20
     }
 
     public struct Input: Sendable, Equatable {
@@ -116,7 +120,7 @@ public struct EngineConfig: Sendable, Equatable {
                  "compression": "zstd|none", "zstd_level": "int",
                  "access_key_id": "discouraged", "secret_access_key": "discouraged"],
         "staging": ["dir": "path", "manifest": "path", "max_bytes": "size"],
-        "batch": ["max_records": "int", "max_bytes": "size", "max_age": "duration", "max_in_flight": "int"],
+        "batch": ["max_records": "int", "max_bytes": "size", "max_age": "duration", "max_in_flight": "int", "memory_budget": "size"],
         "input": ["format": "auto|text|json", "max_line_bytes": "size"],
         "engine": ["status_interval": "duration", "metrics_port": "int", "metrics_host": "address",
                    "log_level": "level", "orphan_upload_grace": "duration"],
@@ -179,6 +183,7 @@ public struct EngineConfig: Sendable, Equatable {
         c.batch.maxBytes = Int(try r.size("batch", "max_bytes") ?? Int64(c.batch.maxBytes))
         c.batch.maxAge = try r.duration("batch", "max_age") ?? c.batch.maxAge
         c.batch.maxInFlight = try r.int("batch", "max_in_flight") ?? c.batch.maxInFlight
+        c.batch.memoryBudget = Int(try r.size("batch", "memory_budget") ?? Int64(c.batch.memoryBudget))
 
         if let f = try r.string("input", "format") {
             guard let v = InputFormat(rawValue: f) else {
@@ -231,6 +236,7 @@ public struct EngineConfig: Sendable, Equatable {
         try need(batch.maxBytes >= 1024, "batch.max_bytes", "must be >= 1KiB")
         try need(batch.maxAge > .zero, "batch.max_age", "must be positive")
         try need((1...16).contains(batch.maxInFlight), "batch.max_in_flight", "must be 1...16")
+        try need(batch.memoryBudget >= 8 << 20, "batch.memory_budget", "must be >= 8MiB")
         try need(input.maxLineBytes >= 64, "input.max_line_bytes", "must be >= 64")
         try need((0...65535).contains(engine.metricsPort), "engine.metrics_port", "must be 0...65535")
         try need(["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(engine.logLevel),

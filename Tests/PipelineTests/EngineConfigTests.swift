@@ -62,8 +62,9 @@ struct EngineConfigTests {
         let c = try EngineConfig.load(path: url.path, environment: [
             "TIDEMARK_KAFKA_BROKERS": "10.1.1.1:9093", "TIDEMARK_KAFKA_TOPICS": "a, b",
             "TIDEMARK_BATCH_MAX_AGE": "2m", "TIDEMARK_SINK_PATH_STYLE": "false",
-            "TIDEMARK_KAFKA_PROPERTIES": "security.protocol=SSL",
+            "TIDEMARK_KAFKA_PROPERTIES": "security.protocol=SSL", "TIDEMARK_BATCH_MEMORY_BUDGET": "256MiB",
         ])
+        #expect(c.batch.memoryBudget == 256 << 20)
         #expect(c.kafka.brokers == "10.1.1.1:9093")
         #expect(c.kafka.topics == ["a", "b"])
         #expect(c.batch.maxAge == .seconds(120))
@@ -82,6 +83,7 @@ struct EngineConfigTests {
         ("[kafka]\nbrokers = \"b\"\ntopics = [\"t\"]\n[sink]\nurl = \"http://x\"", "sink.url"),
         ("[kafka]\ntopics = [\"t\"]\n[sink]\nurl = \"file:///x\"", "kafka.brokers"),
         ("[kafka]\nbrokers = \"b\"\ntopics = [\"t\"]\n[sink]\nurl = \"file:///x\"\n[input]\nformat = \"xml\"", "input.format"),
+        ("[kafka]\nbrokers = \"b\"\ntopics = [\"t\"]\n[sink]\nurl = \"file:///x\"\n[batch]\nmemory_budget = \"1MiB\"", "batch.memory_budget"),
     ])
     func rejects(_ toml: String, _ key: String) throws {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("tm-\(UUID()).toml")
