@@ -7,7 +7,7 @@ PREFIX  ?= /usr/local
 TEST_STACK_DIR ?= $(CURDIR)/.stack-test
 EXECUTABLES := etl-engine etl-recover etl-audit etl-loggen etl-produce etl-devbroker
 
-.PHONY: all deps build test demo bench bench-parquet bench-kafka bench-objectstore bench-e2e clean install stack-up stack-down
+.PHONY: all deps build test demo bench bench-parquet bench-kafka bench-objectstore bench-e2e bench-recovery clean install stack-up stack-down
 
 all: build
 
@@ -35,7 +35,7 @@ demo: deps
 	@tools/demo
 
 # Benchmarks (not tests): results and the commands behind them are in docs/benchmarks.md.
-bench: bench-parquet bench-kafka bench-objectstore bench-e2e
+bench: bench-parquet bench-kafka bench-objectstore bench-e2e bench-recovery
 
 bench-parquet: deps
 	python3 bench/parquet_bench.py --runs 5
@@ -53,6 +53,10 @@ bench-kafka: deps
 # 3 runs each; writes the table into docs/benchmarks.md. Own stack in .stack-bench/.
 bench-e2e: deps
 	python3 bench/e2e_bench.py
+
+# Start-up with 100,000 COMMITTED + 10 in-flight batches in the manifest, beside an empty one.
+bench-recovery: deps
+	python3 bench/recovery_bench.py
 
 stack-up:
 	tools/stack up

@@ -1,0 +1,118 @@
+#!/usr/bin/env python3
+"""Start-up after a crash with a large manifest (`make bench-recovery`, part of `make bench`).
+
+How long etl-engine takes from start to its first consumed record when the manifest holds
+100,000 COMMITTED batches and 10 in flight, next to the same start with an empty manifest (the
+difference is what the manifest costs; the rest is the consumer group join, which the dev broker
+makes ~3 s for any client). Both figures come from the engine's own `run summary` line
+(`first_record_after_seconds`). Median of --runs runs each.
+
+  python3 bench/recovery_bench.py [--batches 100000] [--in-flight 10] [--runs 3] [--skip-build]
+
+The 10 in-flight batches are STAGED rows whose staged files are gone (as after a disk loss):
+recovery verifies them, marks them ABANDONED and re-reads their offsets, which is the slowest
+recovery path that does not wait for S3. The 100,000 COMMITTED rows sit on the consumed topic's
+partitions at offsets far above the records produced, so each partition's start-up queries see
+them but the run never reaches them.
+"""
+import argparse
+import os
+import re
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STACK = os.path.join(ROOT, ".stack-bench-recovery")
+ENV = dict(os.environ, TIDEMARK_STACK_DIR=STACK, TIDEMARK_STACK_TOPICS="rec:4")
+
+
+def run(cmd, env=ENV, check=True):
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if check and p.returncode != 0:
+        sys.exit(f"bench: {' '.join(cmd)} failed ({p.returncode}):\n{p.stdout[-2000:]}\n{p.stderr[-3000:]}")
+    return p
+
+
+def prepare(work, bootstrap, binp, batches, in_flight):
+    conf = os.path.join(work, "t.toml")
+    with open(conf, "w") as f:
+        f.write(f'[kafka]\nbrokers = "{bootstrap}"\ntopics = ["rec"]\ngroup_id = "rec-{uuid.uuid4().hex[:8]}"\n'
+                f'session_timeout = "6s"\n[sink]\nurl = "file://{work}/lake"\n'
+                f'[staging]\ndir = "{work}/staging"\nmanifest = "{work}/state/manifest.sqlite"\n')
+    run([os.path.join(binp, "etl-recover"), "--config", conf, "--no-upload"])  # creates the manifest
+    if batches or in_flight:
+        con = sqlite3.connect(os.path.join(work, "state/manifest.sqlite"))
+        now = time.time()
+        rows = []
+        for i in range(batches):
+            p, start = i % 4, 1_000_000_000 + (i // 4) * 10
+            rows.append(("rec", p, start, start + 9, 10, 0, f"lake/rec+{p}+{start:020d}.parquet",
+                         f"{work}/staging/gone-{i}.parquet", "ab" * 32, 1000, "COMMITTED", now, now))
+        for i in range(in_flight):
+            rows.append(("rec", 0, i * 10, i * 10 + 9, 10, 0, f"lake/rec+0+{i * 10:020d}.parquet",
+                         f"{work}/staging/lost-{i}.parquet", "cd" * 32, 1000, "STAGED", now, now))
+        con.executemany("INSERT INTO batches (topic, partition, start_offset, end_offset, good_count, rejected_count,"
+                        " object_key, file_path, file_sha256, file_size, state, created_at, updated_at)"
+                        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+        con.commit()
+        con.close()
+    return conf
+
+
+def start_up(conf, binp):
+    p = run([os.path.join(binp, "etl-engine"), "--config", conf, "--until-idle", "1s"])
+    line = next((l for l in p.stderr.splitlines() if "run summary" in l), "")
+    kv = dict(re.findall(r"(\w+)=(\S+)", line))
+    if "first_record_after_seconds" not in kv:
+        sys.exit(f"bench: no first record in the run summary:\n{p.stderr[-3000:]}")
+    return float(kv["first_record_after_seconds"]), int(kv["records"])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--batches", type=int, default=100_000)
+    ap.add_argument("--in-flight", type=int, default=10)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--skip-build", action="store_true")
+    args = ap.parse_args()
+    if not args.skip_build:
+        run(["swift", "build", "-c", "release"])
+    binp = run(["swift", "build", "-c", "release", "--show-bin-path"]).stdout.strip()
+    env = dict(ENV, TIDEMARK_DEVBROKER=os.path.join(binp, "etl-devbroker"))
+    run([os.path.join(ROOT, "tools/stack"), "up"], env=env)
+    try:
+        bootstrap = open(os.path.join(STACK, "kafka.bootstrap")).read().strip()
+        run([sys.executable, os.path.join(ROOT, "tools/produce_logs.py"), "--bootstrap", bootstrap, "--topic", "rec",
+             "--count", "2000", "--partitions", "4"])
+        results = {}
+        for label, batches, in_flight in (("empty manifest", 0, 0),
+                                          (f"{args.batches:,} COMMITTED + {args.in_flight} in flight",
+                                           args.batches, args.in_flight)):
+            times = []
+            for _ in range(args.runs):
+                work = tempfile.mkdtemp(prefix="tidemark-recovery-")
+                try:
+                    conf = prepare(work, bootstrap, binp, batches, in_flight)
+                    secs, records = start_up(conf, binp)
+                    if records != 2000:
+                        sys.exit(f"bench: the engine read {records} records, expected 2000")
+                    times.append(secs)
+                finally:
+                    shutil.rmtree(work, ignore_errors=True)
+            results[label] = times
+            print(f"{label:45s} first record after {statistics.median(times):.3f} s "
+                  f"(runs: {', '.join(f'{t:.3f}' for t in times)})")
+        base, big = (statistics.median(v) for v in results.values())
+        print(f"{'manifest cost (difference of medians)':45s} {big - base:+.3f} s")
+    finally:
+        run([os.path.join(ROOT, "tools/stack"), "down"], env=env, check=False)
+
+
+if __name__ == "__main__":
+    main()
