@@ -213,7 +213,8 @@ def versions():
     return {
         "swift": out(["swift", "--version"]),
         "librdkafka (engine)": out(["pkg-config", "--modversion", "rdkafka"]),
-        "kcat": out(["kcat", "-V"]),
+        "kcat": next((l.split(" (")[0] for l in subprocess.run(["kcat", "-V"], capture_output=True, text=True)
+                      .stdout.splitlines() if l.startswith("Version")), "?"),
         "confluent-kafka (peer)": f"{confluent_kafka.version()[0]} (librdkafka {confluent_kafka.libversion()[0]})",
         "pyarrow": pyarrow.__version__, "boto3": boto3.__version__,
         "moto": out([sys.executable, "-c", "import moto; print(moto.__version__)"]),
