@@ -184,7 +184,8 @@ def engine_run(args, bootstrap, endpoint, work, binp, sink, n, defaults=False):
          "wall_records_per_s": args.records / float(kv["wall_seconds"]),
          "uploaded_bytes": int(kv["uploaded_bytes"]), "batches": int(kv["batches"]),
          "peak_rss_mib": int(rss) / 1024, "cpu_seconds": float(user) + float(sys_),
-         "process_seconds": float(wall)}
+         "process_seconds": float(wall),
+         "stages": {k: float(v) for k, v in kv.items() if k.startswith("stage_") or k.startswith("poll_thread_")}}
     shutil.rmtree(run_dir, ignore_errors=True)
     return r
 
@@ -271,6 +272,13 @@ def render(args, total_bytes, lim, peer, eng, engdef):
     lines.append(f"| engine → file://, default settings (max_records 500,000) | "
                  f"{rec(engdef['records_per_s'])} | {engdef['records_per_s'] * total_bytes / args.records / 1e6:.1f} | "
                  f"peak RSS {engdef['peak_rss_mib']:.0f} MiB (one run) |")
+    e = eng["s3"][len(eng["s3"]) // 2]
+    lines += ["", "Stage split of the median-numbered engine → moto run (seconds of thread time from its run summary; "
+              "the poll thread's idle time includes the ~3 s group join and the 3 s idle wait before exit; upload "
+              "workers overlap each other and the poll thread):", ""]
+    lines.append("| " + " | ".join(e["stages"]) + " |")
+    lines.append("|" + " ---: |" * len(e["stages"]))
+    lines.append("| " + " | ".join(f"{v:.2f}" for v in e["stages"].values()) + " |")
     return "\n".join(lines)
 
 
