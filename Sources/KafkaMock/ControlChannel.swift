@@ -99,6 +99,8 @@ public enum MockControlCommand: Equatable, Sendable {
         if let n = Int32(s) { return n }
         var name = s.uppercased()
         if name.hasPrefix("RD_KAFKA_RESP_ERR_") { name.removeFirst("RD_KAFKA_RESP_ERR_".count) }
+        // Kafka renamed error 6 after librdkafka 2.0.2's table was written; accept both names.
+        if name == "NOT_LEADER_OR_FOLLOWER" { name = "NOT_LEADER_FOR_PARTITION" }
         guard let code = kafkaErrorCodes[name], code > 0 else {
             throw ParseError(description: "unknown Kafka error '\(s)' (use a broker error name such as REBALANCE_IN_PROGRESS, or a number)")
         }
