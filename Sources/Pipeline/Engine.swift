@@ -130,6 +130,7 @@ public final class Engine: @unchecked Sendable {
         default: s3.serverSideEncryption = .none
         }
         s3.caBundle = c.sink.caBundle
+        s3.requestTimeout = TimeInterval(c.sink.requestTimeout.components.seconds)
         return s3
     }
 
@@ -421,7 +422,19 @@ public final class Engine: @unchecked Sendable {
         }
         for tp in tps { partitions[tp] = nil }
         offsets.setOwned(Set(partitions.keys))
+        waitForReassignment()
         logger.info("partitions revoked", metadata: ["partitions": "\(tps)"])
+    }
+
+    /// With no partition left (a rebalance in progress, or the session lost while the broker
+    /// was unreachable), `--until-idle` must not count the wait for the next assignment as idle
+    /// time: records not consumed yet would be left behind by an exit that reports "everything
+    /// committed". The idle clock restarts and allows for the coordinator, as before the first
+    /// assignment. (Found by tools/chaos.py's broker scenario: a broker down past the session
+    /// timeout made the engine exit 0 with 16,000 records unread.)
+    private func waitForReassignment() {
+        lastActivity = .now
+        if partitions.isEmpty { everAssigned = false }
     }
 
     func onLost(_ tps: [TopicPartition]) {
@@ -430,6 +443,7 @@ public final class Engine: @unchecked Sendable {
             partitions[tp] = nil
         }
         offsets.setOwned(Set(partitions.keys))
+        waitForReassignment()
         logger.warning("partitions lost (not committing for them)", metadata: ["partitions": "\(tps)"])
     }
 
