@@ -62,8 +62,11 @@ class Procs:
     def __init__(self):
         self.lock = threading.Lock()
         self.live = {}
+        self.closed = False
 
     def start(self, name, argv, log_path=None, env=None, stdout=None):
+        if self.closed:
+            raise RuntimeError("the suite is stopping (interrupted)")
         e = dict(os.environ)
         e.update(env or {})
         if log_path:
@@ -121,6 +124,7 @@ class Procs:
 
     def stop_all(self):
         with self.lock:
+            self.closed = True
             procs = list(self.live.values())
         for p in procs:
             self.stop(p, timeout=5)
@@ -141,6 +145,8 @@ def run(name, argv, log_path, env=None, timeout=300):
 
 def run_capture(name, argv, env=None, timeout=300, log_path=None):
     """Runs a child with stdout captured separately from stderr (for --json); returns (rc, out, err)."""
+    if PROCS.closed:
+        raise RuntimeError("the suite is stopping (interrupted)")
     e = dict(os.environ)
     e.update(env or {})
     p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=e,
@@ -171,6 +177,17 @@ def tail(path, n=4000):
         size = f.tell()
         f.seek(max(0, size - n))
         return f.read().decode(errors="replace")
+
+
+def rss_kib(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for ln in f:
+                if ln.startswith("VmRSS:"):
+                    return int(ln.split()[1])
+    except OSError:
+        pass
+    return 0
 
 
 def free_port():
@@ -630,7 +647,7 @@ def s_s3(res, work):
             ]
             time.sleep(3)
             injected = 0
-            max_staged = 0
+            max_staged = max_rss = 0
             for label, r, secs in phases:
                 n, _ = rules(r)
                 injected += n
@@ -638,6 +655,7 @@ def s_s3(res, work):
                 while time.time() < t_end:
                     staged = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(dep.staging) for f in fs)
                     max_staged = max(max_staged, staged)
+                    max_rss = max(max_rss, rss_kib(eng.pid))
                     time.sleep(0.5)
                 res.check(eng.poll() is None, f"engine exited during '{label}' (rc {eng.returncode}): {tail(eng.log_path, 800)}")
             n, _ = rules([])
@@ -661,7 +679,8 @@ def s_s3(res, work):
             res.records += count
             retries = len(re.findall(r"retry|retrying", tail(eng.log_path, 1 << 22), re.I))
             res.notes.append(f"{injected} faulty answers: " + "; ".join(p[0] for p in phases)
-                             + f"; staging peaked at {max_staged / 1e6:.1f} MB (bound {bound / 1e6:.0f} MB); "
+                             + f"; staging peaked at {max_staged / 1e6:.1f} MB (bound {bound / 1e6:.0f} MB), engine RSS "
+                               f"at {max_rss / 1024:.0f} MiB; "
                                f"{retries} retry lines in the engine log")
         finally:
             PROCS.stop(proxy)
@@ -1137,11 +1156,15 @@ def main():
     signal.signal(signal.SIGTERM, on_signal)
     t0 = time.time()
     results = []
+    pool = ThreadPoolExecutor(max_workers=ARGS.jobs)
     try:
-        with ThreadPoolExecutor(max_workers=ARGS.jobs) as pool:
-            futures = [pool.submit(run_scenario, n, t, f, out_root) for n, t, f in chosen]
-            results = [f.result() for f in futures]
+        futures = [pool.submit(run_scenario, n, t, f, out_root) for n, t, f in chosen]
+        results = [f.result() for f in futures]
     finally:
+        # On an interrupt: stop every child by PID first, so the scenario threads fail fast,
+        # then wait for them (they unmount what they mounted on the way out).
+        PROCS.stop_all()
+        pool.shutdown(wait=True, cancel_futures=True)
         PROCS.stop_all()
     total = time.time() - t0
     text = table(results, total, form)
