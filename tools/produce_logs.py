@@ -36,7 +36,7 @@ BLOB = ""
 def line(rng, serial, base, random_bytes=0, short=False):
     t = base + timedelta(milliseconds=serial * 7)
     ts = t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
-    target = rng.randint(20, 40) if short else rng.randint(60, 120)
+    target = rng.randint(10, 24) if short else rng.randint(60, 120)
     words = []
     while len(" ".join(words)) < target:
         words.append(rng.choice(WORDS) + ("" if rng.random() < 0.7 else f"={rng.randint(0, 99999)}"))
@@ -79,8 +79,10 @@ def main():
                     help="producer compression.type (the dev broker keeps only ~5 MiB of stored bytes per partition)")
     ap.add_argument("--huge-lines", type=int, default=0, help="K records become 2 MiB lines (dead-lettered; counted as bad)")
     ap.add_argument("--rate", type=float, default=0, help="records per second (0 = as fast as possible)")
+    ap.add_argument("--dense", action="store_true",
+                    help="large producer batches at zstd level 12: the most records in the dev broker's ~5 MiB per partition")
     ap.add_argument("--short-messages", action="store_true",
-                    help="20-40 character messages (more records fit the dev broker's ~5 MiB per partition)")
+                    help="10-24 character messages (more records fit the dev broker's ~5 MiB per partition)")
     args = ap.parse_args()
 
     global BLOB
@@ -98,6 +100,9 @@ def main():
             "compression.type": args.compression}
     if args.huge_lines:
         conf["message.max.bytes"] = 8 << 20
+    if args.dense:
+        conf.update({"message.max.bytes": 8 << 20, "batch.size": 4 << 20, "batch.num.messages": 200000,
+                     "linger.ms": 200, "compression.level": 12})
     p = Producer(conf)
     huge_at = set()
     if args.huge_lines:
