@@ -399,6 +399,24 @@ def committed_offsets(stack, group, topic, partitions):
         c.close()
 
 
+def kill_phase(dep):
+    """What a kill left: a Parquet file being written (.tmp), and manifest batches not yet
+    committed, by state (read-only SQLite, not our code)."""
+    import sqlite3
+    out = []
+    if any(f.endswith(".tmp") for f in dep.staged_files()):
+        out.append("file being written")
+    if os.path.exists(dep.manifest):
+        try:
+            db = sqlite3.connect(f"file:{dep.manifest}?mode=ro", uri=True, timeout=10)
+            for (state,) in db.execute("SELECT DISTINCT state FROM batches WHERE state IN ('STAGED','UPLOADING','UPLOADED')"):
+                out.append(state)
+            db.close()
+        except sqlite3.Error as e:
+            out.append(f"manifest unreadable: {e}")
+    return out or ["nothing in flight"]
+
+
 def low_watermarks(stack, topic, partitions):
     from confluent_kafka import Consumer, TopicPartition
     c = Consumer({"bootstrap.servers": stack.bootstrap, "group.id": "chaos-watermarks"})
@@ -550,6 +568,7 @@ def s_kill(res, work):
                        bad=0.01, short=True, dense=True, background=True)
         lo, hi = (0.2, 4.0)
         recovers = 0
+        phases = collections.Counter()
         try:
             for k in range(kills):
                 e = dep.start_engine()
@@ -567,6 +586,8 @@ def s_kill(res, work):
                 PROCS.kill9(e)
                 res.faults += 1
                 res.runs += 1
+                for what in kill_phase(dep):
+                    phases[what] += 1
                 if (k + 1) % (10 if not ARGS.short else 3) == 0:
                     rc, out, err = dep.recover()
                     recovers += 1
@@ -599,7 +620,7 @@ def s_kill(res, work):
         q = dep.quarantined()
         res.notes.append(f"{kills} kills (seed {ARGS.seed}, each {lo}-{hi} s after the engine got its partitions) "
                          f"while {count:,} records were produced and consumed over 4 partitions, {batch}-record batches; etl-recover after every {10 if not ARGS.short else 3} kills "
-                         f"({recovers}x) and at the end; staging empty apart from {len(q)} sealed files with no "
+                         f"({recovers}x) and at the end; what each kill left behind: {dict(phases) or 'nothing'}; staging empty apart from {len(q)} sealed files with no "
                          "manifest row (killed between the rename and the STAGED row), moved to staging/quarantine "
                          "by design and read again from Kafka")
 
