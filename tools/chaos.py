@@ -3,12 +3,15 @@
 etl-recover, etl-audit, etl-devbroker) against a local stack it owns (moto_server + dev broker on
 127.0.0.1, one stack per scenario) and judges every run only by reading the sink back with
 pyarrow/DuckDB (tools/verify_sink.py: every Kafka offset exactly once, values equal) plus
-`etl-audit --json`. Nothing of the engine's own code decides whether a scenario passed.
+`etl-audit --json`; exactly-once is never decided by the engine's own reading code.
 
-  tools/chaos.py --short               CI form (< 5 min): table in build/chaos/short-results.md
+  tools/chaos.py --short               CI form (< 5 min): table in build/chaos-short/results.md
   tools/chaos.py                       full form (make chaos, < 30 min): writes docs/reliability.md
   tools/chaos.py --only kill,disk      a subset (table in build/chaos/results.md)
   options: --bin DIR (default: `swift build --show-bin-path`), --seed N, --jobs N, --keep
+
+Work directories (configs, every process's log) are under build/chaos*/<scenario>/ and are
+kept when a scenario fails (or with --keep).
 
 Scenarios: failpoints, kill, s3, broker, rebalance, disk, badinput, security (see docs/reliability.md).
 Exit status: 0 when every scenario that ran passed (NOT RUN is reported, and is a failure too
@@ -920,16 +923,24 @@ def s_disk(res, work):
             # one ~0.6 MB batch file) while records keep arriving.
             time.sleep(4)
             filler = os.path.join(mnt, "filler")
-            vfs = os.statvfs(mnt)
-            with open(filler, "wb") as f:
-                f.write(b"\0" * max(0, vfs.f_bavail * vfs.f_frsize - 300 * 1024))
             res.faults += 1
             before = committed_offsets(st, "g-disk", "disk", 1)
-            try:
-                rc = PROCS.wait(e, 40)
-                exited = True
-            except subprocess.TimeoutExpired:
-                rc, exited = None, False
+            # Keep it full: uploads that finish free staged files, so the filler is topped up
+            # every 0.2 s until the engine gives up (or 40 s pass).
+            deadline = time.time() + 40
+            with open(filler, "ab") as f:
+                while time.time() < deadline and e.poll() is None:
+                    vfs = os.statvfs(mnt)
+                    free = vfs.f_bavail * vfs.f_frsize
+                    if free > 350 * 1024:
+                        try:
+                            f.write(b"\0" * (free - 300 * 1024))
+                            f.flush()
+                        except OSError:
+                            pass
+                    time.sleep(0.2)
+            exited = e.poll() is not None
+            rc = PROCS.wait(e, 1) if exited else None
             out = tail(e.log_path, 1 << 20)
             if exited:
                 res.check(rc in (1, 2) and re.search(r"No space left|ENOSPC|space", out, re.I),
@@ -1177,7 +1188,7 @@ def main():
             print(f"chaos: {BIN}/{exe} is missing; run `swift build` first (or pass --bin)", file=sys.stderr)
             return 2
     chosen = [s for s in SCENARIOS if not ARGS.only or s[0] in ARGS.only.split(",")]
-    out_root = ARGS.out or os.path.join(ROOT, "build", "chaos-short" if ARGS.short else "chaos")
+    out_root = os.path.abspath(ARGS.out or os.path.join(ROOT, "build", "chaos-short" if ARGS.short else "chaos"))
     os.makedirs(out_root, exist_ok=True)
     form = "short" if ARGS.short else "full"
 
