@@ -1216,7 +1216,9 @@ def main():
         machine = f"{platform.node()}, {os.cpu_count()} CPUs, {platform.platform()}, binaries {BIN}"
         with open(doc, "w") as f:
             f.write(header.replace("{DATE}", datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
-                    .replace("{MACHINE}", machine).replace("{COMMAND}", f"{cmd} (tools/chaos.py --seed {ARGS.seed})"))
+                    .replace("{MACHINE}", machine)
+                    .replace("{COMMAND}", f"`make chaos` (it builds the debug executables and runs "
+                                          f"`tools/chaos.py --seed {ARGS.seed} --jobs {ARGS.jobs}`)"))
             f.write(text)
         say(f"wrote {doc}")
     path = os.path.join(out_root, "results.md")
