@@ -631,7 +631,9 @@ def s_kill(res, work):
 def s_s3(res, work):
     """S3 faults through tools/s3_fault_proxy.py between the engine and moto."""
     parts = 1 if ARGS.short else 2
-    outage = 12 if ARGS.short else 20
+    # Long enough for backpressure to pause the partition (two in-flight ~6 s batches) and then
+    # stay paused for longer than the engine's --until-idle (6 s).
+    outage = 22 if ARGS.short else 25
     rate = 300 * parts          # ~3.1 KB records: ~1 MB/s per partition
     count = int(rate * (outage + 34))
     with Stack(os.path.join(work, "stack"), [("s3f", parts)]) as st:

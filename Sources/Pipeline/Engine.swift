@@ -175,6 +175,11 @@ public final class Engine: @unchecked Sendable {
             if n > 0 { lastActivity = .now; idleFlushed = false }
             try cutAgedBatches()
             try applyBackpressure()
+            // A partition paused by backpressure has records waiting in Kafka: not idle. (Found
+            // by tools/chaos.py's S3 scenario: during an S3 outage the engine paused its
+            // partition, the pause counted as idle, and once the outage ended and the two
+            // in-flight batches committed it exited 0 with 2,900 records unread.)
+            if partitions.values.contains(where: { $0.paused }) { lastActivity = .now }
             report()
             // Before the first assignment, allow for the group coordinator to wait out the
             // session of a member that died without leaving (a crashed predecessor).
