@@ -7,14 +7,20 @@ binary garbage, empty, invalid UTF-8) so the engine's dead-letter path is exerci
 
   produce_logs.py --bootstrap B --topic T --count N [--partitions P] [--seed S] [--start-serial K]
                   [--bad-fraction F] [--random-bytes N] [--pad N] [--compression C]
-                  [--linger-ms MS] [--partition-major]
-Prints {"produced": N, "bad": M}.
+                  [--linger-ms MS] [--partition-major] [--huge-lines K] [--rate R] [--short-messages] [--dense]
+Prints {"produced": N, "bad": M, "huge": K}.
+
+--huge-lines K replaces K evenly spread records by 2 MiB lines (a valid-looking prefix, then
+filler; compressible, so the dev broker's ~5 MiB log keeps them), which the engine must send to
+the dead-letter store (input.max_line_bytes, default 1 MiB); they count as bad. --rate R spreads
+the records over time (R records/s) so faults can be injected while data flows.
 """
 import argparse
 import base64
 import json
 import random
 import sys
+import time
 from datetime import datetime, timedelta, timezone
 
 from confluent_kafka import Producer
@@ -27,10 +33,10 @@ WORDS = ("user session request cache disk login payment order queue worker timeo
 BLOB = ""
 
 
-def line(rng, serial, base, random_bytes=0):
+def line(rng, serial, base, random_bytes=0, short=False):
     t = base + timedelta(milliseconds=serial * 7)
     ts = t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
-    target = rng.randint(60, 120)
+    target = rng.randint(10, 24) if short else rng.randint(60, 120)
     words = []
     while len(" ".join(words)) < target:
         words.append(rng.choice(WORDS) + ("" if rng.random() < 0.7 else f"={rng.randint(0, 99999)}"))
@@ -76,6 +82,12 @@ def main():
                     help="with --partitions P: fill partition 0 with the first count/P records, then 1, ... "
                          "(each partition gets the producer's full rate, so message sets are large; the dev "
                          "broker answers a fetch with few message sets, so their size sets the consume rate)")
+    ap.add_argument("--huge-lines", type=int, default=0, help="K records become 2 MiB lines (dead-lettered; counted as bad)")
+    ap.add_argument("--rate", type=float, default=0, help="records per second (0 = as fast as possible)")
+    ap.add_argument("--dense", action="store_true",
+                    help="large producer batches at zstd level 12: the most records in the dev broker's ~5 MiB per partition")
+    ap.add_argument("--short-messages", action="store_true",
+                    help="10-24 character messages (more records fit the dev broker's ~5 MiB per partition)")
     args = ap.parse_args()
 
     global BLOB
@@ -88,16 +100,36 @@ def main():
         if err is not None:
             errors.append(str(err))
 
-    p = Producer({"bootstrap.servers": args.bootstrap, "enable.idempotence": True, "acks": "all",
-                  "linger.ms": args.linger_ms, "batch.num.messages": 10000, "queue.buffering.max.messages": 500000,
-                  "compression.type": args.compression})
-    nbad = 0
+    conf = {"bootstrap.servers": args.bootstrap, "enable.idempotence": True, "acks": "all",
+            "linger.ms": args.linger_ms, "batch.num.messages": 10000, "queue.buffering.max.messages": 500000,
+            "compression.type": args.compression}
+    if args.huge_lines:
+        conf["message.max.bytes"] = 8 << 20
+    if args.dense:
+        conf.update({"message.max.bytes": 8 << 20, "batch.size": 4 << 20, "batch.num.messages": 200000,
+                     "linger.ms": 200, "compression.level": 12})
+    p = Producer(conf)
+    huge_at = set()
+    if args.huge_lines:
+        step = max(1, args.count // args.huge_lines)
+        huge_at = {min(args.count - 1, step // 2 + k * step) for k in range(args.huge_lines)}
+    nbad = nhuge = 0
+    started = time.monotonic()
     for i in range(args.count):
         serial = args.start_serial + i
-        value = line(rng, serial, base, args.random_bytes)
-        if args.bad_fraction and rng.random() < args.bad_fraction:
+        value = line(rng, serial, base, args.random_bytes, args.short_messages)
+        if i in huge_at:
+            value = value[:40] + b" " + (b"huge-line-filler " * ((2 << 20) // 17 + 1))[: (2 << 20) - 41]
+            nbad += 1
+            nhuge += 1
+        elif args.bad_fraction and rng.random() < args.bad_fraction:
             value = bad(rng, value)
             nbad += 1
+        if args.rate and i % 100 == 0:
+            ahead = i / args.rate - (time.monotonic() - started)
+            if ahead > 0:
+                p.poll(0)
+                time.sleep(ahead)
         kwargs = {"value": value, "on_delivery": on_delivery}
         if args.partitions and args.partition_major:
             kwargs["partition"] = min(i * args.partitions // args.count, args.partitions - 1)
@@ -116,7 +148,7 @@ def main():
     if left or errors:
         print(json.dumps({"error": errors[:5], "undelivered": left}), file=sys.stderr)
         return 1
-    print(json.dumps({"produced": args.count, "bad": nbad}))
+    print(json.dumps({"produced": args.count, "bad": nbad, "huge": nhuge}))
     return 0
 
 

@@ -151,6 +151,7 @@ public final class Engine: @unchecked Sendable {
         default: s3.serverSideEncryption = .none
         }
         s3.caBundle = c.sink.caBundle
+        s3.requestTimeout = TimeInterval(c.sink.requestTimeout.components.seconds)
         return s3
     }
 
@@ -218,6 +219,11 @@ public final class Engine: @unchecked Sendable {
             try cutAgedBatches()
             if untilIdle != nil { try sealDrainedPartitions() }
             try applyBackpressure()
+            // A partition paused by backpressure has records waiting in Kafka: not idle. (Found
+            // by tools/chaos.py's S3 scenario: during an S3 outage the engine paused its
+            // partition, the pause counted as idle, and once the outage ended and the two
+            // in-flight batches committed it exited 0 with 2,900 records unread.)
+            if partitions.values.contains(where: { $0.paused }) { lastActivity = .now }
             report()
             // Before the first assignment, allow for the group coordinator to wait out the
             // session of a member that died without leaving (a crashed predecessor).
@@ -501,7 +507,19 @@ public final class Engine: @unchecked Sendable {
         }
         for tp in tps { partitions[tp] = nil }
         offsets.setOwned(Set(partitions.keys))
+        waitForReassignment()
         logger.info("partitions revoked", metadata: ["partitions": "\(tps)"])
+    }
+
+    /// With no partition left (a rebalance in progress, or the session lost while the broker
+    /// was unreachable), `--until-idle` must not count the wait for the next assignment as idle
+    /// time: records not consumed yet would be left behind by an exit that reports "everything
+    /// committed". The idle clock restarts and allows for the coordinator, as before the first
+    /// assignment. (Found by tools/chaos.py's broker scenario: a broker down past the session
+    /// timeout made the engine exit 0 with 16,000 records unread.)
+    private func waitForReassignment() {
+        lastActivity = .now
+        if partitions.isEmpty { everAssigned = false }
     }
 
     func onLost(_ tps: [TopicPartition]) {
@@ -510,6 +528,7 @@ public final class Engine: @unchecked Sendable {
             partitions[tp] = nil
         }
         offsets.setOwned(Set(partitions.keys))
+        waitForReassignment()
         logger.warning("partitions lost (not committing for them)", metadata: ["partitions": "\(tps)"])
     }
 

@@ -46,6 +46,8 @@ public struct EngineConfig: Sendable, Equatable {
         public var zstdLevel: Int = 3
         /// `[sink] upload_concurrency`: parts in flight per upload.
         public var uploadConcurrency: Int = 4
+        /// `[sink] request_timeout`: time one S3 request may take before it is abandoned and retried.
+        public var requestTimeout: Duration = .seconds(300)
         /// `[sink] ca_bundle`: PEM file for TLS verification.
         public var caBundle: String?
         /// `[sink] access_key_id` / `secret_access_key`: discouraged (a warning is logged); use
@@ -116,7 +118,7 @@ public struct EngineConfig: Sendable, Equatable {
                   "session_timeout": "duration", "properties": "table of librdkafka properties"],
         "sink": ["url": "s3://bucket/prefix or file:///dir", "endpoint": "S3 endpoint URL", "region": "S3 region",
                  "path_style": "bool", "sse": "none|AES256|aws:kms", "sse_kms_key_id": "KMS key id",
-                 "part_size": "size", "upload_concurrency": "int", "ca_bundle": "path",
+                 "part_size": "size", "upload_concurrency": "int", "ca_bundle": "path", "request_timeout": "duration",
                  "compression": "zstd|none", "zstd_level": "int",
                  "access_key_id": "discouraged", "secret_access_key": "discouraged"],
         "staging": ["dir": "path", "manifest": "path", "max_bytes": "size"],
@@ -166,6 +168,7 @@ public struct EngineConfig: Sendable, Equatable {
         c.sink.sseKMSKeyID = try r.string("sink", "sse_kms_key_id")
         c.sink.partSize = Int(try r.size("sink", "part_size") ?? Int64(c.sink.partSize))
         c.sink.uploadConcurrency = try r.int("sink", "upload_concurrency") ?? c.sink.uploadConcurrency
+        c.sink.requestTimeout = try r.duration("sink", "request_timeout") ?? c.sink.requestTimeout
         c.sink.compression = try r.string("sink", "compression") ?? c.sink.compression
         c.sink.zstdLevel = try r.int("sink", "zstd_level") ?? c.sink.zstdLevel
         c.sink.caBundle = try r.string("sink", "ca_bundle")
@@ -225,6 +228,8 @@ public struct EngineConfig: Sendable, Equatable {
         try need(sink.sse != "aws:kms" || sink.sseKMSKeyID != nil, "sink.sse_kms_key_id", "is required when sse = \"aws:kms\"")
         try need(sink.partSize >= 5 << 20 && sink.partSize <= 5 << 30, "sink.part_size", "must be between 5MiB and 5GiB")
         try need((1...64).contains(sink.uploadConcurrency), "sink.upload_concurrency", "must be 1...64")
+        try need(sink.requestTimeout >= .seconds(1) && sink.requestTimeout <= .seconds(3600), "sink.request_timeout",
+                 "must be between 1s and 1h")
         try need(["zstd", "none"].contains(sink.compression), "sink.compression", "'\(sink.compression)' must be zstd or none")
         try need((1...19).contains(sink.zstdLevel), "sink.zstd_level", "must be 1...19")
         try need((sink.accessKeyID == nil) == (sink.secretAccessKey == nil), "sink.access_key_id",

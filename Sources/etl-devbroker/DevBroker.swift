@@ -23,6 +23,21 @@ struct DevBroker: ParsableCommand {
             mock cluster does not implement CreateTopics; unknown topics are also auto-created with \
             the mock's default partition count when a client asks for their metadata.
 
+            Fault injection (tests only): with --control PATH the broker listens on a Unix-domain \
+            socket at PATH (mode 0600) for a line protocol, one command per line, each answered \
+            with one line, "ok" or "error <text>":
+              ping
+              broker-down ID                 take mock broker ID (1..--brokers) down
+              broker-up ID                   bring it back
+              rtt ID MS                      add MS milliseconds of round-trip time to broker ID
+              push-errors API ERROR COUNT    the next COUNT requests of API fail with ERROR
+              clear-errors API               forget pushed errors of API
+            API is a request name (Produce, Fetch, ListOffsets, Metadata, OffsetCommit, \
+            OffsetFetch, FindCoordinator, JoinGroup, Heartbeat, LeaveGroup, SyncGroup, \
+            InitProducerId) or its API key; ERROR is a Kafka error name (REBALANCE_IN_PROGRESS, \
+            NOT_COORDINATOR, REQUEST_TIMED_OUT, ...) or code. For example:
+              tools/devbroker_ctl.py .stack/kafka.control 'push-errors OffsetCommit REBALANCE_IN_PROGRESS 3'
+
             Runs until SIGTERM or SIGINT, then exits 0.
 
             Example:
@@ -39,6 +54,10 @@ struct DevBroker: ParsableCommand {
 
     @Option(help: "Write the bootstrap address (host:port,...) to this file once the broker is ready.")
     var bootstrapFile: String?
+
+    @Option(help: ArgumentHelp(
+        "Serve the fault-injection line protocol (see below) on a Unix socket at this path.", valueName: "path"))
+    var control: String?
 
     func validate() throws {
         guard brokers >= 1 && brokers <= 16 else { throw ValidationError("--brokers must be between 1 and 16") }
@@ -66,6 +85,15 @@ struct DevBroker: ParsableCommand {
             let (name, partitions) = try Self.parseTopic(spec)
             try cluster.createTopic(name, partitions: partitions)
         }
+        var controlServer: MockControlServer?
+        if let path = control {
+            controlServer = try MockControlServer(path: path) { [cluster] line in
+                let answer = cluster.handleControlLine(line)
+                print("etl-devbroker: control: \(line) -> \(answer)")
+                fflush(nil)
+                return answer
+            }
+        }
         let bootstrap = cluster.bootstrapServers
         if let path = bootstrapFile {
             // Write then rename so a reader never sees a half-written address.
@@ -81,6 +109,7 @@ struct DevBroker: ParsableCommand {
         var sig: Int32 = 0
         sigwait(&set, &sig)
         print("etl-devbroker: signal \(sig), shutting down")
+        controlServer?.close()
         cluster.close()
         if let path = bootstrapFile { unlink(path) }
     }
