@@ -10,14 +10,32 @@ import Testing
 struct BrokerOutageTests {
     @Test("partitions lost while the broker is down: --until-idle waits for the next assignment and reads what follows")
     func untilIdleSurvivesLostPartitions() throws {
-        let stack = try LocalStack.current()
-        let control = stack.stateDirectory.appendingPathComponent("kafka.control").path
-        try #require(FileManager.default.fileExists(atPath: control), "tools/stack starts the dev broker with --control")
+        let shared = try LocalStack.current()
+        try withTemporaryDirectory { dir in
+            // A private dev broker: taking the shared one down would break tests running beside this one.
+            let control = dir.appendingPathComponent("kafka.control").path
+            let bootstrapFile = dir.appendingPathComponent("kafka.bootstrap").path
+            let broker = Process()
+            broker.executableURL = productsDirectory.appendingPathComponent("etl-devbroker")
+            broker.arguments = ["--bootstrap-file", bootstrapFile, "--control", control]
+            broker.standardOutput = FileHandle.nullDevice
+            try broker.run()
+            defer { broker.terminate(); broker.waitUntilExit() }
+            let deadline = Date().addingTimeInterval(30)
+            while !(FileManager.default.fileExists(atPath: bootstrapFile) && FileManager.default.fileExists(atPath: control)),
+                  Date() < deadline { Thread.sleep(forTimeInterval: 0.1) }
+            let bootstrap = try String(contentsOfFile: bootstrapFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+            let stack = LocalStack(kafkaBootstrap: bootstrap, s3Endpoint: shared.s3Endpoint, stateDirectory: dir)
+            try runOutage(stack: stack, control: control, dir: dir.appendingPathComponent("engine"))
+        }
+    }
+
+    private func runOutage(stack: LocalStack, control: String, dir: URL) throws {
         @Sendable func ctl(_ command: String) throws {
             let r = try runPythonTool("devbroker_ctl.py", [control, command], timeout: 30)
             #expect(r.status == 0 && r.stdout.contains("ok"), "control '\(command)': \(r.stdout) \(r.stderr)")
         }
-        try withTemporaryDirectory { dir in
+        do {
             let setup = try EngineSetup(stack: stack, topic: uniqueName("outage"), group: uniqueName("g"), directory: dir,
                                         maxRecords: 2000, maxAge: "1s")
             try setup.produce(count: 10_000)

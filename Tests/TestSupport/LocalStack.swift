@@ -15,6 +15,13 @@ public struct LocalStack: Sendable {
     /// The state directory the addresses were read from.
     public let stateDirectory: URL
 
+    /// A stack made of given addresses (e.g. a test's private dev broker beside the shared moto).
+    public init(kafkaBootstrap: String, s3Endpoint: String, stateDirectory: URL) {
+        self.kafkaBootstrap = kafkaBootstrap
+        self.s3Endpoint = s3Endpoint
+        self.stateDirectory = stateDirectory
+    }
+
     public struct NotRunning: Error, CustomStringConvertible {
         public let description: String
         public init(description: String) { self.description = description }
