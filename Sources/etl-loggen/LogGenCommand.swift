@@ -85,19 +85,7 @@ struct LogGenCommand: ParsableCommand {
     }
 
     func run() throws {
-        let stop = StopFlag()
-        var set = sigset_t()
-        sigemptyset(&set)
-        sigaddset(&set, SIGTERM)
-        sigaddset(&set, SIGINT)
-        pthread_sigmask(SIG_BLOCK, &set, nil)
-        let blocked = set
-        Thread.detachNewThread {
-            var s = blocked
-            var sig: Int32 = 0
-            sigwait(&s, &sig)
-            stop.request()
-        }
+        let stop = StopFlag.onShutdownSignals()
 
         var generator = LogLineGenerator(seed: seed, startSerial: startSerial, badFraction: badFraction)
         let writer: LogFileWriter

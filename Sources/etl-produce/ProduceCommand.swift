@@ -142,23 +142,9 @@ struct ProduceCommand: ParsableCommand {
         }
 
         // Block the shutdown signals in every thread; a dedicated thread receives them.
-        let stop = StopFlag()
-        var set = sigset_t()
-        sigemptyset(&set)
-        sigaddset(&set, SIGTERM)
-        sigaddset(&set, SIGINT)
-        pthread_sigmask(SIG_BLOCK, &set, nil)
-        let blocked = set
-        Thread.detachNewThread {
-            var s = blocked
-            var sig: Int32 = 0
-            sigwait(&s, &sig)
-            logger.notice("signal \(sig): flushing and checkpointing (send it again to exit at once)")
-            stop.request()
-            sigwait(&s, &sig)
-            FileHandle.standardError.write(Data("etl-produce: second signal, exiting now\n".utf8))
-            _exit(130)
-        }
+        let stop = StopFlag.onShutdownSignals(
+            onFirst: { sig in logger.notice("signal \(sig): flushing and checkpointing (send it again to exit at once)") },
+            secondSignalMessage: "etl-produce: second signal, exiting now")
 
         do {
             let producer = try FileProducer(options: options, logger: logger)
