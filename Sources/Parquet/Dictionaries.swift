@@ -103,6 +103,20 @@ final class BytesDictionary {
         table.clear()
     }
 
+    /// Empties the dictionary and gives its memory back (a chunk that dropped its dictionary
+    /// must not hold the grown table and entries for the rest of the writer's life).
+    func release() {
+        reset()
+        plain.shrink(ifAbove: 1024)
+        offsets = []
+        lengths = []
+        hashes = []
+        if table.capacity > 64 {
+            table.deallocate()
+            table = SlotTable(capacity: 64)
+        }
+    }
+
     /// Returns the entry number of these bytes, inserting them if new.
     @inline(__always)
     func index(of p: UnsafeRawPointer, count n: Int, inserted: inout Bool) -> UInt32 {
@@ -180,6 +194,17 @@ final class IntDictionary {
         plain.removeAll()
         values.removeAll(keepingCapacity: true)
         table.clear()
+    }
+
+    /// Empties the dictionary and gives its memory back (see `BytesDictionary.release`).
+    func release() {
+        reset()
+        plain.shrink(ifAbove: 1024)
+        values = []
+        if table.capacity > 64 {
+            table.deallocate()
+            table = SlotTable(capacity: 64)
+        }
     }
 
     @inline(__always)

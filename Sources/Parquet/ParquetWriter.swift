@@ -29,7 +29,7 @@ public final class ParquetWriter {
     private let compressor: ZstdCompressor?
     private let worker: CompressionWorker?
     private let codec: ParquetCodec
-    private let scratch = PageScratch()
+    private let scratch: PageScratch
     private var position: Int64 = 0
     private var rowsInGroup = 0
     private var totalRows = 0
@@ -41,13 +41,19 @@ public final class ParquetWriter {
 
     /// Creates a writer and writes the leading `PAR1` magic.
     ///
+    /// - Parameter shared: page scratch buffers and ZSTD context to use instead of the writer's
+    ///   own. Every writer given the same `ParquetWriterScratch` must be used from one thread.
     /// - Throws: `ParquetError.Code.invalidSchema` for an empty schema or duplicate names;
     ///   `.compression` if libzstd cannot create a context; whatever `output.write` throws.
-    public init(output: any ParquetOutput, schema: ParquetSchema, options: ParquetWriterOptions = .init()) throws {
+    public init(
+        output: any ParquetOutput, schema: ParquetSchema, options: ParquetWriterOptions = .init(),
+        shared: ParquetWriterScratch? = nil
+    ) throws {
         try schema.validate()
         self.schema = schema
         self.options = options
         self.output = output
+        self.scratch = shared?.pages ?? PageScratch()
         let signal = self.signal
         let columns = schema.columns.map { ColumnWriter(column: $0, options: options, signal: signal) }
         self.columns = columns
@@ -59,7 +65,7 @@ public final class ParquetWriter {
             compressor = nil
             worker = nil
         case .zstd(let level):
-            compressor = try ZstdCompressor(level: level)
+            compressor = try shared?.compressor(level: level) ?? ZstdCompressor(level: level)
             worker =
                 options.compressionThreads > 0
                 ? try CompressionWorker(level: level, threads: options.compressionThreads) : nil

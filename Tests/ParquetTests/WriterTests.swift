@@ -190,6 +190,45 @@ struct WriterTests {
         }
     }
 
+    @Test("writers interleaved row by row on one shared scratch write the same bytes as writers alone")
+    func sharedScratchIsTransparent() throws {
+        var options = ParquetWriterOptions()
+        options.rowGroupMaxRows = 1_500
+        options.dataPageMaxBytes = 2 * 1024
+        options.compressionThreads = 0
+        // Different data per writer (offset ids, different string lengths), so a page body or
+        // compressed page left in the shared scratch by one writer would show up in another's file.
+        func row(_ w: Int, _ i: Int, _ writer: ParquetWriter) throws {
+            writer.append(Int64(w * 1_000_000 + i), column: 0)
+            if (i + w) % 7 == 0 {
+                writer.appendNull(column: 1)
+            } else {
+                writer.append("w\(w) row \(i) \(String(repeating: "abc", count: (i * (w + 1)) % 40))", column: 1)
+            }
+            try writer.endRow()
+        }
+        let rows = [4_000, 2_500, 3_300]
+        var alone: [[UInt8]] = []
+        for (w, n) in rows.enumerated() {
+            let output = RecordingOutput()
+            let writer = try ParquetWriter(output: output, schema: Self.schema, options: options)
+            for i in 0..<n { try row(w, i, writer) }
+            _ = try writer.close()
+            alone.append(output.bytes)
+        }
+        let shared = ParquetWriterScratch()
+        let outputs = rows.map { _ in RecordingOutput() }
+        let writers = try outputs.map { try ParquetWriter(output: $0, schema: Self.schema, options: options, shared: shared) }
+        for i in 0..<rows.max()! {
+            for (w, n) in rows.enumerated() where i < n { try row(w, i, writers[w]) }
+            // Close the shortest writer while the others still have open pages.
+            for (w, n) in rows.enumerated() where i == n - 1 { _ = try writers[w].close() }
+        }
+        for w in rows.indices {
+            #expect(outputs[w].bytes == alone[w], "writer \(w)")
+        }
+    }
+
     /// Writes (id, s) where every value repeats `repeats` times, so a dictionary pays off while it is small.
     func writeRepeating(_ rows: Int, repeats: Int, options: ParquetWriterOptions) throws -> ParquetFileMetadata {
         let output = RecordingOutput()
@@ -231,6 +270,39 @@ struct WriterTests {
             #expect(chunk.dictionaryPageOffset != nil, "\(chunk.name)")
             #expect(Set(chunk.encodings) == [0, 3, 8])
         }
+    }
+
+    @Test("the dictionary is judged on the first 64 KiB of values, not on the whole first page")
+    func dictionaryJudgedOnSample() throws {
+        var options = ParquetWriterOptions()
+        options.compression = .uncompressed
+        options.compressionThreads = 0
+        func write(_ uniqueRows: Int) throws -> ParquetColumnChunkInfo {
+            let schema = ParquetSchema(columns: [ParquetColumn(name: "s", type: .string, nullable: false)])
+            let output = RecordingOutput()
+            let writer = try ParquetWriter(output: output, schema: schema, options: options)
+            // `uniqueRows` distinct ~64-byte values, then 12,000 copies of one value: all in the
+            // first 1 MiB page. Judged on the whole page the dictionary (the unique values once,
+            // 1-2 byte indices) beats PLAIN; judged on a 64 KiB sample of unique values it does not.
+            for i in 0..<uniqueRows {
+                writer.append("unique value \(i) " + String(repeating: "x", count: 48), column: 0)
+                try writer.endRow()
+            }
+            for _ in 0..<12_000 {
+                writer.append("the same value", column: 0)
+                try writer.endRow()
+            }
+            _ = try writer.close()
+            return try ParquetFooter.decode(tail: output.bytes).rowGroups[0].columns[0]
+        }
+        // 2,000 x ~70 bytes: past the sample, so the column is PLAIN.
+        let sampled = try write(2_000)
+        #expect(sampled.dictionaryPageOffset == nil)
+        #expect(!sampled.encodings.contains(8))
+        // 600 x ~70 bytes (< 64 KiB): the sample reaches into the repeats and the dictionary stays.
+        let kept = try write(600)
+        #expect(kept.dictionaryPageOffset != nil)
+        #expect(kept.encodings.contains(8))
     }
 
     @Test("a column declared without dictionary is written PLAIN while its neighbour keeps its dictionary")
