@@ -2,7 +2,7 @@
 //
 // Tidemark: an exactly-once Kafka -> Parquet -> S3 log pipeline.
 // Module map (one job each; C stays behind the wrapper that owns it):
-//   CRdKafka, CCurl, CZstd, CXattr  system libraries / headers (Debian -dev packages, tools/install-deps)
+//   CRdKafka, CCurl, CZstd, CXattr, CMalloc  system libraries / headers (Debian -dev packages, tools/install-deps)
 //   Parquet                      Parquet writer and footer reader (pure Swift over CZstd)
 //   ObjectStore                  S3 over libcurl (SigV4, multipart, conditional writes) and file:// store
 //   KafkaSource                  librdkafka consumer/producer wrapper (manual offsets, rebalance hooks)
@@ -50,6 +50,7 @@ let package = Package(
             providers: [.apt(["libcurl4-openssl-dev"])]
         ),
         .systemLibrary(name: "CXattr"),
+        .systemLibrary(name: "CMalloc"),
         .systemLibrary(
             name: "CZstd",
             pkgConfig: "libzstd",
@@ -85,7 +86,7 @@ let package = Package(
         .target(
             name: "Pipeline",
             dependencies: [
-                "Manifest", "Parquet", "ObjectStore", "KafkaSource",
+                "Manifest", "Parquet", "ObjectStore", "KafkaSource", "CMalloc",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -27,6 +27,10 @@ public final class Engine: @unchecked Sendable {
     let layout: KeyLayout
     let parser: LogRecordParser
     let parquetOptions: ParquetWriterOptions
+    /// One ZSTD context and page scratch for every open batch: all writers live on the poll
+    /// thread (created in `handle`, sealed or discarded there and in the rebalance callbacks it
+    /// runs), so one set serves them all instead of one per assigned partition.
+    let writerScratch = ParquetWriterScratch()
     let offsets = PollThreadOffsets()
     let executor: BatchExecutor
     let scheduler: UploadScheduler
@@ -183,6 +187,14 @@ public final class Engine: @unchecked Sendable {
         // librdkafka prefetches up to 64 MiB of records by default (`queued.max.messages.kbytes`);
         // half of that keeps the consumer fed and the engine's memory bounded (docs/operations.md).
         if kc.properties["queued.max.messages.kbytes"] == nil { kc.properties["queued.max.messages.kbytes"] = "32768" }
+        // librdkafka 2.0.2 stops fetching once `queued.min.messages` records are queued (across
+        // the consumer: the partitions' fetch queues forward to one) and re-decides only when its
+        // broker thread wakes, at most every second (2.1 added `fetch.queue.backoff.ms` for this).
+        // The queue must therefore hold about a second of records or the poll thread starves:
+        // 100,000 (librdkafka's default) capped the engine at ~130k records/s with the poll
+        // thread idle 40% of the time; 200,000 gives 250-290k records/s for ~+45 MiB
+        // (docs/benchmarks.md). Each queued record costs ~450 bytes in librdkafka.
+        if kc.properties["queued.min.messages"] == nil { kc.properties["queued.min.messages"] = "200000" }
         let handler = Rebalance(engine: self)
         consumer = try KafkaConsumer(config: kc, rebalanceHandler: handler, logger: logger)
         try consumer.subscribe()
@@ -275,7 +287,8 @@ public final class Engine: @unchecked Sendable {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true,
                                                     attributes: [.posixPermissions: 0o700])
             st.open = try StagedBatchWriter(directory: dir, topic: tp.topic, partition: tp.partition,
-                                            startOffset: offset, startTimestampMillis: ts, options: rowGroupOptions())
+                                            startOffset: offset, startTimestampMillis: ts, options: rowGroupOptions(),
+                                            shared: writerScratch)
         }
         let batch = st.open!
         let before = batch.rejectedCount

@@ -62,7 +62,7 @@ final class StagedBatchWriter {
     private let topicBytes: [UInt8]
 
     init(directory: String, topic: String, partition: Int32, startOffset: Int64, startTimestampMillis: Int64?,
-         options: ParquetWriterOptions) throws {
+         options: ParquetWriterOptions, shared: ParquetWriterScratch? = nil) throws {
         self.topic = topic
         self.partition = partition
         self.startOffset = startOffset
@@ -77,7 +77,7 @@ final class StagedBatchWriter {
         unlink(parquetPath + ".tmp")
         do {
             output = try HashingOutput(path: parquetPath + ".tmp")
-            writer = try ParquetWriter(output: output, schema: OutputSchema.schema, options: options)
+            writer = try ParquetWriter(output: output, schema: OutputSchema.schema, options: options, shared: shared)
         } catch {
             throw StagingError(path: parquetPath + ".tmp", message: "\(error)")
         }

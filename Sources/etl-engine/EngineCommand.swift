@@ -33,6 +33,13 @@ struct EngineCommand: ParsableCommand {
             the AWS profile (AWS_PROFILE). TIDEMARK_FAILPOINTS=name[@N] arms crash points for \
             testing (docs/protocol.md).
 
+            Memory is bounded by settings, not data volume (docs/operations.md, Memory): [batch] \
+            memory_budget (default 64MiB) for the open batches, and librdkafka's prefetch, set to \
+            queued.min.messages=200000 and queued.max.messages.kbytes=32768 unless \
+            [kafka.properties] gives them (fewer queued records: less memory, and below about a \
+            second's worth, less throughput). glibc's mmap threshold is fixed at 256 KiB unless \
+            GLIBC_TUNABLES sets mmap_threshold.
+
             Example config (tidemark.toml):
               [kafka]
               brokers = "127.0.0.1:9092"
@@ -107,6 +114,7 @@ struct EngineCommand: ParsableCommand {
         sigaddset(&set, SIGINT)
         pthread_sigmask(SIG_BLOCK, &set, nil)
 
+        HeapTuning.limitHeapRetention()
         let engine: Engine
         do {
             engine = try Engine(config: cfg, logger: logger)
