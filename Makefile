@@ -62,6 +62,7 @@ bench-kafka: deps
 # 3 runs each; writes the table into docs/benchmarks.md. Own stack in .stack-bench/.
 bench-e2e: deps
 	python3 bench/e2e_bench.py
+	python3 bench/e2e_bench.py --skip-build --wall-only --records 3000000 --partitions 48
 
 # Start-up with 100,000 COMMITTED + 10 in-flight batches in the manifest, beside an empty one.
 bench-recovery: deps
