@@ -46,11 +46,26 @@ public struct LogRecordParser: Sendable {
     }
 
     /// Canonical level names; aliases map onto them.
-    static let levels: [String: String] = [
+    public static let levels: [String: String] = [
         "TRACE": "TRACE", "DEBUG": "DEBUG", "INFO": "INFO", "NOTICE": "NOTICE",
         "WARN": "WARN", "WARNING": "WARN", "ERROR": "ERROR", "ERR": "ERROR",
         "FATAL": "FATAL", "CRITICAL": "FATAL", "CRIT": "FATAL",
     ]
+
+    /// `levels` keyed by the packed upper-case spelling (big-endian bytes in a UInt64), the most
+    /// common first: the text format's hot path scans it instead of building a String per record.
+    /// The length is part of the key: "\0INFO" packs to the same integer as "INFO".
+    static let packedLevels: [(key: UInt64, count: Int, level: String)] = {
+        let order = ["INFO", "DEBUG", "WARN", "ERROR", "TRACE", "WARNING", "NOTICE", "ERR", "FATAL", "CRITICAL", "CRIT"]
+        precondition(Set(order) == Set(levels.keys), "packedLevels must list every level spelling")
+        return order.map { name in (name.utf8.reduce(UInt64(0)) { $0 << 8 | UInt64($1) }, name.utf8.count, levels[name]!) }
+    }()
+
+    @inline(__always)
+    static func level(packed key: UInt64, count: Int) -> String? {
+        for entry in packedLevels where entry.key == key && entry.count == count { return entry.level }
+        return nil
+    }
 
     /// Parses one record (a Kafka message value, without its trailing newline if any).
     public func parse(_ bytes: UnsafeRawBufferPointer) -> Result<ParsedLogRecord, RejectReason> {
@@ -108,12 +123,13 @@ public struct LogRecordParser: Sendable {
         let levelStart = i
         while i < n && line[i] != 0x20 { i += 1 }
         guard i - levelStart > 0, i - levelStart <= 8 else { return .failure(RejectReason("missing or overlong level at byte \(levelStart)")) }
-        var upper = [UInt8](repeating: 0, count: i - levelStart)
+        // Up to 8 bytes, upper-cased and packed into one integer: no allocation per record.
+        var key: UInt64 = 0
         for k in levelStart..<i {
             let c = line[k]
-            upper[k - levelStart] = (c >= 0x61 && c <= 0x7A) ? c - 0x20 : c
+            key = key << 8 | UInt64((c >= 0x61 && c <= 0x7A) ? c - 0x20 : c)
         }
-        guard let level = Self.levels[String(decoding: upper, as: UTF8.self)] else {
+        guard let level = Self.level(packed: key, count: i - levelStart) else {
             return .failure(RejectReason("unknown level '\(String(decoding: line[levelStart..<i], as: UTF8.self))'"))
         }
         // message: everything after one space

@@ -46,6 +46,22 @@ struct LogRecordParserTests {
         #expect(r.level == "WARN")
     }
 
+    @Test("every level spelling in any case maps to its canonical name; near misses are rejected")
+    func levels() throws {
+        for (spelling, canonical) in LogRecordParser.levels {
+            for variant in [spelling, spelling.lowercased(), spelling.prefix(1) + spelling.dropFirst().lowercased()] {
+                let r = try parser.parse(Array("7 2026-11-26T14:45:46Z \(variant) m".utf8)).get()
+                #expect(r.level == canonical, "\(variant)")
+            }
+        }
+        // A leading NUL packs to the same integer as the name: the length must tell them apart.
+        for miss in ["\u{0}INFO", "\u{0}\u{0}WARN", "INF", "INFOO", "ERRORS", "WARNINGS", "CRITICA", "1NFO"] {
+            if case .success(let r) = parser.parse(Array("7 2026-11-26T14:45:46Z \(miss) m".utf8)) {
+                Issue.record("accepted level '\(miss)' as \(r.level)")
+            }
+        }
+    }
+
     @Test("malformed lines are rejected with a reason that says what is wrong", arguments: [
         ("", "empty"),
         ("\n", "empty"),
