@@ -28,6 +28,8 @@ public final class ParquetWriter {
     private static let largeValue = 1024
     private let compressor: ZstdCompressor?
     private let worker: CompressionWorker?
+    /// False when `worker` belongs to a shared `ParquetWriterScratch` (which stops it).
+    private let ownsWorker: Bool
     private let codec: ParquetCodec
     private let scratch: PageScratch
     private var position: Int64 = 0
@@ -41,8 +43,10 @@ public final class ParquetWriter {
 
     /// Creates a writer and writes the leading `PAR1` magic.
     ///
-    /// - Parameter shared: page scratch buffers and ZSTD context to use instead of the writer's
-    ///   own. Every writer given the same `ParquetWriterScratch` must be used from one thread.
+    /// - Parameter shared: page scratch buffers, ZSTD context and (if it has compression threads)
+    ///   compression threads to use instead of the writer's own; `options.compressionThreads` is
+    ///   then ignored. Every writer given the same `ParquetWriterScratch` must be used from one
+    ///   thread.
     /// - Throws: `ParquetError.Code.invalidSchema` for an empty schema or duplicate names;
     ///   `.compression` if libzstd cannot create a context; whatever `output.write` throws.
     public init(
@@ -64,22 +68,29 @@ public final class ParquetWriter {
         case .uncompressed:
             compressor = nil
             worker = nil
+            ownsWorker = false
         case .zstd(let level):
             compressor = try shared?.compressor(level: level) ?? ZstdCompressor(level: level)
-            worker =
-                options.compressionThreads > 0
-                ? try CompressionWorker(level: level, threads: options.compressionThreads) : nil
+            if let sharedWorker = try shared?.worker(level: level) {
+                worker = sharedWorker
+                ownsWorker = false
+            } else {
+                worker =
+                    options.compressionThreads > 0
+                    ? try CompressionWorker(level: level, threads: options.compressionThreads) : nil
+                ownsWorker = true
+            }
         }
         do {
             try write(Self.magic)
         } catch {
-            worker?.shutdown()
+            if ownsWorker { worker?.shutdown() }
             throw error
         }
     }
 
     deinit {
-        worker?.shutdown()
+        if ownsWorker { worker?.shutdown() }
         hot.deallocate()
     }
 
@@ -290,7 +301,7 @@ public final class ParquetWriter {
             throw error
         }
         closed = true
-        worker?.shutdown()
+        if ownsWorker { worker?.shutdown() }
         return ParquetWriteSummary(rows: totalRows, rowGroups: rowGroups.count, bytesWritten: position)
     }
 

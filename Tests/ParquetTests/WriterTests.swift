@@ -190,7 +190,7 @@ struct WriterTests {
         }
     }
 
-    @Test("writers interleaved row by row on one shared scratch write the same bytes as writers alone")
+    @Test("writers interleaved row by row on one shared scratch (inline or shared threads) write the same bytes as writers alone")
     func sharedScratchIsTransparent() throws {
         var options = ParquetWriterOptions()
         options.rowGroupMaxRows = 1_500
@@ -216,16 +216,19 @@ struct WriterTests {
             _ = try writer.close()
             alone.append(output.bytes)
         }
-        let shared = ParquetWriterScratch()
-        let outputs = rows.map { _ in RecordingOutput() }
-        let writers = try outputs.map { try ParquetWriter(output: $0, schema: Self.schema, options: options, shared: shared) }
-        for i in 0..<rows.max()! {
-            for (w, n) in rows.enumerated() where i < n { try row(w, i, writers[w]) }
-            // Close the shortest writer while the others still have open pages.
-            for (w, n) in rows.enumerated() where i == n - 1 { _ = try writers[w].close() }
-        }
-        for w in rows.indices {
-            #expect(outputs[w].bytes == alone[w], "writer \(w)")
+        // Inline, and with 1 or 2 compression threads shared by the three writers.
+        for threads in 0...2 {
+            let shared = ParquetWriterScratch(compressionThreads: threads)
+            let outputs = rows.map { _ in RecordingOutput() }
+            let writers = try outputs.map { try ParquetWriter(output: $0, schema: Self.schema, options: options, shared: shared) }
+            for i in 0..<rows.max()! {
+                for (w, n) in rows.enumerated() where i < n { try row(w, i, writers[w]) }
+                // Close the shortest writer while the others still have open pages.
+                for (w, n) in rows.enumerated() where i == n - 1 { _ = try writers[w].close() }
+            }
+            for w in rows.indices {
+                #expect(outputs[w].bytes == alone[w], "writer \(w), \(threads) shared compression threads")
+            }
         }
     }
 
