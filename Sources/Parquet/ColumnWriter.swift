@@ -49,7 +49,7 @@ public final class ParquetWriterScratch {
     func worker(level: Int32) throws(ParquetError) -> CompressionWorker? {
         guard compressionThreads > 0 else { return nil }
         if let w = workers[level] { return w }
-        let w = try CompressionWorker(level: level, threads: compressionThreads)
+        let w = try CompressionWorker(level: level, threads: compressionThreads, acceptsHandover: false)
         workers[level] = w
         return w
     }
@@ -357,7 +357,7 @@ final class ColumnWriter {
         }
         let body: ByteBuffer
         let encoding: ParquetEncoding
-        if plainPage && !nullable, let worker {
+        if plainPage && !nullable, let worker, worker.acceptsHandover {
             // A required column's PLAIN values are the whole page body: hand the buffer over
             // instead of copying it, and continue in a recycled one.
             encoding = .plain
@@ -383,10 +383,12 @@ final class ColumnWriter {
             if plainPage {
                 encoding = .plain
                 body.append(plain.bytes)
-                // The PLAIN copy is needed once per chunk (the judged first page): do not keep a
-                // page-sized buffer per column for the rest of the writer's life.
                 plain.removeAll()
-                plain.shrink(ifAbove: 64 * 1024)
+                if dictionaryActive {
+                    // A page of a dictionary column that is PLAIN only because it holds no
+                    // values: the column's later pages need no page-sized PLAIN buffer.
+                    plain.shrink(ifAbove: 64 * 1024)
+                }
             } else {
                 // Dictionary indices: 1 byte bit width, then hybrid runs with no length prefix.
                 encoding = .rleDictionary

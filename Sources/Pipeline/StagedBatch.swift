@@ -15,7 +15,7 @@ final class HashingOutput: ParquetOutput {
     private(set) var size: Int64 = 0
 
     init(path: String) throws {
-        file = try ParquetFileOutput(path: path, bufferSize: 256 << 10)  // one per open batch: kept small
+        file = try ParquetFileOutput(path: path, bufferSize: 64 << 10)  // one per open batch: kept small (pages arrive in large writes)
     }
 
     func write(_ bytes: UnsafeRawBufferPointer) throws {
