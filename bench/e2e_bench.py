@@ -185,7 +185,8 @@ def engine_run(args, bootstrap, endpoint, work, binp, sink, n, defaults=False):
          "uploaded_bytes": int(kv["uploaded_bytes"]), "batches": int(kv["batches"]),
          "peak_rss_mib": int(rss) / 1024, "cpu_seconds": float(user) + float(sys_),
          "process_seconds": float(wall),
-         "stages": {k: float(v) for k, v in kv.items() if k.startswith("stage_") or k.startswith("poll_thread_")}}
+         "stages": {k: float(v) for k, v in kv.items()
+                    if k.startswith("stage_") or k.startswith("poll_thread_") or k == "tail_seconds"}}
     shutil.rmtree(run_dir, ignore_errors=True)
     return r
 

@@ -83,6 +83,8 @@ public final class Engine: @unchecked Sendable {
         /// window of the run summary (and of `make bench`).
         var startedAt = ContinuousClock.now
         var firstRecordAt: ContinuousClock.Instant?
+        /// End of the last poll that returned records (poll granularity: no clock read per record).
+        var lastRecordAt: ContinuousClock.Instant?
         var lastCommitAt: ContinuousClock.Instant?
         /// Poll-thread time in polls that returned records (fetch hand-off, parse, column
         /// append) and in sealing (finishing the Parquet file, fsync, hash, manifest row).
@@ -234,7 +236,7 @@ public final class Engine: @unchecked Sendable {
                     stats.serveTime += ContinuousClock.now - waited
                 }
             }
-            if n > 0 { lastActivity = .now; idleFlushed = false }
+            if n > 0 { lastActivity = .now; idleFlushed = false; stats.lastRecordAt = lastActivity }
             try cutAgedBatches()
             if untilIdle != nil { try sealDrainedPartitions() }
             try applyBackpressure()
@@ -632,6 +634,10 @@ public final class Engine: @unchecked Sendable {
             meta["wall_seconds"] = "\(String(format: "%.3f", seconds(last - stats.startedAt)))"
             meta["records_per_s"] = "\(Int(Double(stats.records) / secs))"
             meta["mb_per_s"] = "\(String(format: "%.1f", Double(stats.bytes) / secs / 1e6))"
+            if let lastRecord = stats.lastRecordAt, last > lastRecord {
+                // The drain: sealing, uploading and committing what was read after the last record.
+                meta["tail_seconds"] = "\(String(format: "%.3f", seconds(last - lastRecord)))"
+            }
         }
         // Stage split (seconds of thread time; upload workers overlap each other and the poll thread).
         func micros(_ a: borrowing Atomic<Int>) -> String { String(format: "%.3f", Double(a.load(ordering: .relaxed)) / 1e6) }
