@@ -195,15 +195,15 @@ public final class Engine: @unchecked Sendable {
         // broker thread wakes, at most every second (2.1 added `fetch.queue.backoff.ms` for this).
         // The queue must therefore hold about a second of records or the poll thread starves:
         // 100,000 (librdkafka's default) capped the engine at ~130k records/s with the poll
-        // thread idle 40% of the time; 200,000 gives 250-290k records/s for ~+45 MiB
-        // (docs/benchmarks.md). Each queued record costs ~450 bytes in librdkafka.
-        if kc.properties["queued.min.messages"] == nil { kc.properties["queued.min.messages"] = "200000" }
+        // thread idle 40% of the time; 250,000 gives ~300-335k records/s (docs/benchmarks.md).
+        // Each queued record costs ~450 bytes in librdkafka.
+        if kc.properties["queued.min.messages"] == nil { kc.properties["queued.min.messages"] = "250000" }
         // A fetch response stays in memory until its last record is consumed, and librdkafka
         // may fetch once more just below the threshold: 50 MiB responses (its default) made peak
-        // RSS grow with the partition count (48 partitions: 279-323 MiB). 4 MiB responses:
-        // 221 MiB at about the same rate (docs/benchmarks.md). librdkafka raises it to
-        // `message.max.bytes` if that is larger, and always returns at least one record.
-        if kc.properties["fetch.max.bytes"] == nil { kc.properties["fetch.max.bytes"] = "4194304" }
+        // RSS grow with the partition count (48 partitions: 279-323 MiB). 2 MiB responses pay
+        // for the larger queue: 48 partitions 229-243 MiB (docs/benchmarks.md). librdkafka raises
+        // it to `message.max.bytes` if that is larger, and always returns at least one record.
+        if kc.properties["fetch.max.bytes"] == nil { kc.properties["fetch.max.bytes"] = "2097152" }
         let handler = Rebalance(engine: self)
         consumer = try KafkaConsumer(config: kc, rebalanceHandler: handler, logger: logger)
         try consumer.subscribe()

@@ -35,8 +35,8 @@ struct EngineCommand: ParsableCommand {
 
             Memory is bounded by settings, not data volume (docs/operations.md, Memory): [batch] \
             memory_budget (default 64MiB) for the open batches, and librdkafka's prefetch, set to \
-            queued.min.messages=200000, queued.max.messages.kbytes=32768 and \
-            fetch.max.bytes=4194304 unless [kafka.properties] gives them (fewer queued records: \
+            queued.min.messages=250000, queued.max.messages.kbytes=32768 and \
+            fetch.max.bytes=2097152 unless [kafka.properties] gives them (fewer queued records: \
             less memory, and below about a second's worth, less throughput). glibc's mmap threshold is fixed at 256 KiB unless \
             GLIBC_TUNABLES sets mmap_threshold.
 
