@@ -6,55 +6,6 @@ final class PageScratch {
     let header = ByteBuffer(capacity: 256)
 }
 
-/// Page-building resources that several ``ParquetWriter``s used from one thread can share: the
-/// page body / compressed-page scratch buffers (1 MiB each) and a libzstd compression context
-/// (a few MiB at level 3 with 1 MiB pages). A process that keeps one writer open per Kafka
-/// partition would otherwise hold one set per open writer, so its memory would grow with the
-/// number of assigned partitions (measured with heaptrack: about 4 MiB per open writer).
-///
-/// With `compressionThreads > 0` the sharing writers also share that many compression threads
-/// (one `CompressionWorker` per ZSTD level, started on first use, stopped when the scratch is
-/// released): encoding stays on the writers' thread while pages are compressed on another core,
-/// and threads and contexts do not multiply with the number of open writers. Pages still reach
-/// each column in submission order, so files are byte-for-byte the same as with inline
-/// compression. A compression error fails every writer sharing the threads from then on.
-///
-/// Not thread-safe: only writers used from one thread, one call at a time, may share it.
-public final class ParquetWriterScratch {
-    let pages = PageScratch()
-    private let compressionThreads: Int
-    private var compressors: [Int32: ZstdCompressor] = [:]
-    private var workers: [Int32: CompressionWorker] = [:]
-
-    /// Creates empty scratch buffers; the ZSTD context and compression threads start on first use.
-    ///
-    /// - Parameter compressionThreads: threads that compress the data pages of every sharing
-    ///   writer; 0 (default) compresses inline on the writers' thread.
-    public init(compressionThreads: Int = 0) {
-        self.compressionThreads = max(0, compressionThreads)
-    }
-
-    deinit {
-        for worker in workers.values { worker.shutdown() }
-    }
-
-    func compressor(level: Int32) throws(ParquetError) -> ZstdCompressor {
-        if let c = compressors[level] { return c }
-        let c = try ZstdCompressor(level: level)
-        compressors[level] = c
-        return c
-    }
-
-    /// The shared compression threads for `level`, or nil when compressing inline.
-    func worker(level: Int32) throws(ParquetError) -> CompressionWorker? {
-        guard compressionThreads > 0 else { return nil }
-        if let w = workers[level] { return w }
-        let w = try CompressionWorker(level: level, threads: compressionThreads, acceptsHandover: false)
-        workers[level] = w
-        return w
-    }
-}
-
 /// Set by a column when its state needs the writer's attention at the end of the row (the
 /// dictionary outgrew its limit), so `endRow` can skip the per-column checks otherwise.
 final class CheckSignal {
