@@ -87,31 +87,30 @@ class Procs:
         with self.lock:
             self.live.pop(p.pid, None)
 
+    @staticmethod
+    def _send(p, *sigs):
+        """Sends the signals to the child's PID in order; a child that already exited is fine."""
+        try:
+            for sig in sigs:
+                os.kill(p.pid, sig)
+        except ProcessLookupError:
+            pass
+
     def stop(self, p, sig=signal.SIGTERM, timeout=20.0):
         """Stops one child by PID: SIGCONT (it may be SIGSTOPped), the signal, then SIGKILL."""
         if p.poll() is None:
-            try:
-                os.kill(p.pid, signal.SIGCONT)
-                os.kill(p.pid, sig)
-            except ProcessLookupError:
-                pass
+            self._send(p, signal.SIGCONT, sig)
             try:
                 p.wait(timeout)
             except subprocess.TimeoutExpired:
-                try:
-                    os.kill(p.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                p.wait()
+                self._send(p, signal.SIGKILL)
+        p.wait()
         self.forget(p)
         return p.returncode
 
     def kill9(self, p):
         if p.poll() is None:
-            try:
-                os.kill(p.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            self._send(p, signal.SIGKILL)
         p.wait()
         self.forget(p)
         return p.returncode
