@@ -38,6 +38,9 @@ public final class KafkaConsumer {
     private let contextRef: Unmanaged<ConsumerCallbackContext>
     private let logger: Logger
     private var topicCache: (rkt: OpaquePointer, name: String)?
+    /// Topic handle and partition of the last record `pollBatch` delivered: that partition is
+    /// not in `partitionsAtEOF` until the next EOF event.
+    private var lastDelivered: (rkt: OpaquePointer?, partition: Int32)?
     private var closing = false
     /// The last non-fatal consumer error librdkafka reported (logged, then retried by librdkafka).
     public private(set) var lastTransientError: KafkaError?
@@ -151,9 +154,15 @@ public final class KafkaConsumer {
                 continue
             }
             let topic = topicName(message.pointee.rkt)
-            if !context.partitionsAtEOF.isEmpty {
-                context.partitionsAtEOF.remove(TopicPartition(topic: topic, partition: message.pointee.partition))
+            // A record means its partition is no longer at its end. Records come in runs of one
+            // partition, and only an EOF event (`handleEvent`) can put the previous record's
+            // partition back in the set, so a run hashes its partition once, not per record.
+            let partition = message.pointee.partition
+            if !context.partitionsAtEOF.isEmpty
+                && (lastDelivered?.rkt != message.pointee.rkt || lastDelivered?.partition != partition) {
+                context.partitionsAtEOF.remove(TopicPartition(topic: topic, partition: partition))
             }
+            lastDelivered = (message.pointee.rkt, partition)
             try body(KafkaMessageView(message, topic: topic))
             count += 1
         }
@@ -172,6 +181,7 @@ public final class KafkaConsumer {
         let topic = m.rkt.map { topicName($0) }
         switch m.err {
         case RD_KAFKA_RESP_ERR__PARTITION_EOF:
+            lastDelivered = nil
             if let topic { context.partitionsAtEOF.insert(TopicPartition(topic: topic, partition: m.partition)) }
         case RD_KAFKA_RESP_ERR__FATAL:
             throw KafkaError.fatal(rk, operation: "poll")

@@ -15,6 +15,7 @@ struct KafkaConsumerMockTests {
         try m.consumer.subscribe()
         #expect(try pollUntil([m]) { m.received.count == 200 && m.consumer.partitionsAtEOF == t.all })
         #expect(Set(m.received.map(\.id)).count == 200)
+        #expect(m.deliveredAtEOF.map { "\($0.partition)/\($0.offset)" } == [])
         #expect(Set(m.received.map(\.text)) == Set((0..<4).flatMap { p in (0..<50).map { "p\(p)-\($0)" } }))
         for msg in m.received {
             #expect(msg.topic == t.topic)
@@ -197,11 +198,19 @@ struct KafkaConsumerMockTests {
         try m.consumer.pause([p0])
         try t.produce(perPartition: 10)
         // All of p1 arrives while p0 stays paused.
-        #expect(try pollUntil([m]) { m.received.count == 10 && m.consumer.partitionsAtEOF.contains(TopicPartition(topic: t.topic, partition: 1)) })
+        let p1 = TopicPartition(topic: t.topic, partition: 1)
+        #expect(try pollUntil([m]) { m.received.count == 10 && m.consumer.partitionsAtEOF.contains(p1) })
+        #expect(m.received.allSatisfy { $0.partition == 1 })
+        // p1 was the last partition delivered before its EOF: its next records must take it
+        // out of the EOF set again (the set is only re-checked when the partition changes).
+        try t.produce(perPartition: 10)
+        #expect(try pollUntil([m]) { m.received.count == 20 && m.consumer.partitionsAtEOF.contains(p1) })
         #expect(m.received.allSatisfy { $0.partition == 1 })
         try m.consumer.resume([p0])
-        #expect(try pollUntil([m]) { m.received.count == 20 })
-        #expect(m.received.filter { $0.partition == 0 }.map(\.offset) == Array(0..<10))
+        #expect(try pollUntil([m]) { m.received.count == 40 })
+        #expect(m.received.filter { $0.partition == 0 }.map(\.offset) == Array(0..<20))
+        // partition/offset of every record delivered while its partition was listed at EOF
+        #expect(m.deliveredAtEOF.map { "\($0.partition)/\($0.offset)" } == [])
         try m.consumer.close(timeout: .seconds(10))
     }
 

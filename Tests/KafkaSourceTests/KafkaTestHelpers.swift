@@ -39,6 +39,9 @@ final class Member: KafkaRebalanceHandler {
     private(set) var consumer: KafkaConsumer!
     private(set) var owned: Set<TopicPartition> = []
     private(set) var received: [KafkaMessage] = []
+    /// Records delivered while `partitionsAtEOF` still listed their partition (must stay empty:
+    /// a record means its partition is not at its end).
+    private(set) var deliveredAtEOF: [KafkaMessage] = []
     /// Next offset to read per partition (last processed + 1), since the last assignment.
     private(set) var next: [TopicPartition: Int64] = [:]
     /// Offsets returned from `partitionsAssigned` (where each partition must resume).
@@ -109,6 +112,7 @@ final class Member: KafkaRebalanceHandler {
     func pollOnce(timeout: Duration = .milliseconds(100)) throws -> Int {
         try during {
             try consumer.pollBatch(maxMessages: 1000, timeout: timeout) { view in
+                if consumer.partitionsAtEOF.contains(view.topicPartition) { deliveredAtEOF.append(view.makeMessage()) }
                 received.append(view.makeMessage())
                 next[view.topicPartition] = view.offset + 1
             }
