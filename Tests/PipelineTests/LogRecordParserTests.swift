@@ -102,6 +102,42 @@ struct LogRecordParserTests {
         #expect((try? parser.parse(prefix + [0xF0, 0x9F, 0x98, 0x80]).get()) != nil)
     }
 
+    @Test("UTF-8 validation agrees with the standard library's validator on 5,000 mixed byte strings")
+    func utf8AgreesWithStdlib() {
+        // Deterministic (SplitMix64): ASCII runs of every length around the 8-byte fast path,
+        // with lead, continuation and invalid bytes placed at every position.
+        var state: UInt64 = 0x5EED
+        func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+        let prefix = Array("1 2026-11-26T14:45:46Z INFO ".utf8)
+        let special: [UInt8] = [0x80, 0xBF, 0xC0, 0xC2, 0xDF, 0xE0, 0xED, 0xEF, 0xF0, 0xF4, 0xF5, 0xFF, 0xA0, 0x9F, 0x90, 0x8F]
+        var rejected = 0
+        for _ in 0..<5000 {
+            var body: [UInt8] = [UInt8(ascii: "m")]
+            for _ in 0..<Int(next() % 40) {
+                let r = next() % 10
+                body.append(r < 7 ? UInt8(0x20 + next() % 95) : special[Int(next() % UInt64(special.count))])
+            }
+            body.append(UInt8(ascii: "."))   // no trailing CR/LF for the parser to strip
+            let line = prefix + body
+            let valid = String(validating: line, as: UTF8.self) != nil
+            switch parser.parse(line) {
+            case .success(let r):
+                #expect(valid, "accepted invalid UTF-8: \(body)")
+                #expect(r.messageRange.map { Array(line[$0]) } == body)
+            case .failure(let reason):
+                rejected += 1
+                #expect(!valid && reason.description == "invalid UTF-8", "rejected \(body): \(reason)")
+            }
+        }
+        #expect(rejected > 1000 && rejected < 4900)   // both outcomes were exercised
+    }
+
     @Test("JSON lines: ts/time aliases, level aliases, other fields kept as sorted JSON attributes")
     func jsonLine() throws {
         let line = #"{"serial": 7, "time": "2026-11-26T00:00:00Z", "level": "warning", "message": "disk \"full\"", "host": "a", "n": 3}"#
