@@ -56,6 +56,8 @@ final class ColumnWriter {
     private let dictionaryMaxBytes: Int
     private let statisticsTruncateLength: Int
     private let dictionaryAllowed: Bool
+    /// Non-dictionary pages are DELTA_BINARY_PACKED rather than PLAIN (INT64 columns).
+    private let deltaPages: Bool
 
     // Row group state.
     /// Values (nulls included) appended to this column in the current row group.
@@ -88,6 +90,7 @@ final class ColumnWriter {
     private var chunkValues: Int64 = 0
     private var dictionaryDataPages: Int32 = 0
     private var plainDataPages: Int32 = 0
+    private var deltaDataPages: Int32 = 0
 
     // Statistics.
     private var hasMinMax = false
@@ -121,6 +124,7 @@ final class ColumnWriter {
             dictionaryAllowed = false
         }
         self.dictionaryActive = dictionaryAllowed
+        self.deltaPages = column.encoding == .deltaBinaryPacked && column.type.physicalType == .int64
     }
 
     // MARK: Appending (hot path: no allocation once buffers have grown)
@@ -308,7 +312,7 @@ final class ColumnWriter {
         }
         let body: ByteBuffer
         let encoding: ParquetEncoding
-        if plainPage && !nullable, let worker, worker.acceptsHandover {
+        if plainPage && !nullable && !deltaPages, let worker, worker.acceptsHandover {
             // A required column's PLAIN values are the whole page body: hand the buffer over
             // instead of copying it, and continue in a recycled one.
             encoding = .plain
@@ -331,7 +335,12 @@ final class ColumnWriter {
                 }
                 body.setUInt32LE(UInt32(body.count - lengthAt - 4), at: lengthAt)
             }
-            if plainPage {
+            if plainPage && deltaPages && pageNonNull > 0 {
+                // `plain` holds the page's non-null values as little-endian INT64.
+                encoding = .deltaBinaryPacked
+                DeltaBinaryPacked.encodeInt64(plain.bytes, count: pageNonNull, into: body)
+                plain.removeAll()
+            } else if plainPage {
                 encoding = .plain
                 body.append(plain.bytes)
                 plain.removeAll()
@@ -358,10 +367,10 @@ final class ColumnWriter {
                 into: sink, column: column.name)
         }
         chunkValues += Int64(pageValues)
-        if encoding == .rleDictionary {
-            dictionaryDataPages += 1
-        } else {
-            plainDataPages += 1
+        switch encoding {
+        case .rleDictionary: dictionaryDataPages += 1
+        case .deltaBinaryPacked: deltaDataPages += 1
+        default: plainDataPages += 1
         }
         pageValues = 0
         pageNonNull = 0
@@ -449,6 +458,11 @@ final class ColumnWriter {
             }
             encodingStats.append((pageType: 0, encoding: ParquetEncoding.plain.rawValue, count: plainDataPages))
         }
+        if deltaDataPages > 0 {
+            encodings.append(ParquetEncoding.deltaBinaryPacked.rawValue)
+            encodingStats.append(
+                (pageType: 0, encoding: ParquetEncoding.deltaBinaryPacked.rawValue, count: deltaDataPages))
+        }
         let meta = ColumnChunkMeta(
             physicalType: physicalType, encodings: encodings, path: column.name, codec: codec,
             numValues: chunkValues, totalUncompressedSize: uncompressed, totalCompressedSize: compressed,
@@ -470,6 +484,7 @@ final class ColumnWriter {
         chunkValues = 0
         dictionaryDataPages = 0
         plainDataPages = 0
+        deltaDataPages = 0
         hasMinMax = false
         minBytes.removeAll()
         maxBytes.removeAll()

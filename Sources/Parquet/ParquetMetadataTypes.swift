@@ -65,6 +65,7 @@ enum ParquetEncoding: Int32 {
     case plain = 0
     case plainDictionary = 2
     case rle = 3
+    case deltaBinaryPacked = 5
     case rleDictionary = 8
 }
 

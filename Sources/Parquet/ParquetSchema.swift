@@ -46,14 +46,28 @@ public struct ParquetColumn: Sendable, Equatable, Hashable {
     /// `false` for columns whose values are (nearly) all distinct, such as offsets and
     /// timestamps: a dictionary there only costs a hash per value and a larger file.
     public var dictionary: Bool
+    /// How values are encoded in data pages that do not use the dictionary.
+    public var encoding: ParquetValueEncoding
 
     /// Creates a column description.
-    public init(name: String, type: ParquetColumnType, nullable: Bool, dictionary: Bool = true) {
+    public init(name: String, type: ParquetColumnType, nullable: Bool, dictionary: Bool = true,
+                encoding: ParquetValueEncoding = .plain) {
         self.name = name
         self.type = type
         self.nullable = nullable
         self.dictionary = dictionary
+        self.encoding = encoding
     }
+}
+
+/// The encoding of a column's non-dictionary data pages.
+public enum ParquetValueEncoding: Sendable, Equatable, Hashable {
+    /// PLAIN (`Encoding` 0): values back to back, little-endian.
+    case plain
+    /// DELTA_BINARY_PACKED (`Encoding` 5), for INT64 columns (`int64`, `timestampMicrosUTC`):
+    /// far smaller pages for increasing values such as offsets, serials and timestamps, so
+    /// much less to compress.
+    case deltaBinaryPacked
 }
 
 /// A flat record schema: an ordered list of leaf columns (no nesting, no repetition).
@@ -78,6 +92,10 @@ public struct ParquetSchema: Sendable, Equatable, Hashable {
             // Names are compared as bytes: canonically equal but distinct spellings are distinct names.
             guard seen.insert(Array(column.name.utf8)).inserted else {
                 throw ParquetError(.invalidSchema, "duplicate column name", column: column.name)
+            }
+            if column.encoding == .deltaBinaryPacked && column.type.physicalType != .int64 {
+                throw ParquetError(.invalidSchema, "DELTA_BINARY_PACKED is supported for INT64 columns only",
+                                   column: column.name)
             }
         }
     }

@@ -33,7 +33,10 @@ struct RandomizedInteropTests {
         let types: [ParquetColumnType] = [.boolean, .int32, .int64, .double, .string, .timestampMicrosUTC]
         let columnCount = 1 + Int(rng.next() % 8)
         let schema = ParquetSchema(columns: (0..<columnCount).map { i in
-            ParquetColumn(name: "c\(i)", type: types[Int(rng.next() % UInt64(types.count))], nullable: rng.next() % 2 == 0)
+            let type = types[Int(rng.next() % UInt64(types.count))]
+            let delta = (type == .int64 || type == .timestampMicrosUTC) && rng.next() % 2 == 0
+            return ParquetColumn(name: "c\(i)", type: type, nullable: rng.next() % 2 == 0,
+                                 encoding: delta ? .deltaBinaryPacked : .plain)
         })
         var options = ParquetWriterOptions()
         options.compression = rng.next() % 3 == 0 ? .uncompressed : .zstd(level: Int32(rng.next() % 6) + 1)
