@@ -17,18 +17,24 @@ public enum OutputSchema {
     /// `attributes` STRING (nullable), `ingest_time` TIMESTAMP(us, UTC), `kafka_topic` STRING,
     /// `kafka_partition` INT32, `kafka_offset` INT64, `kafka_timestamp` TIMESTAMP(us, UTC)
     /// (nullable: Kafka may not carry one). The per-record-distinct columns (serial, the
-    /// timestamps, kafka_offset) are written PLAIN, without trying a dictionary.
+    /// timestamps, kafka_offset) skip the dictionary and are DELTA_BINARY_PACKED: they mostly
+    /// increase, so their pages shrink from 8 bytes a value to a few bits, and ZSTD has far
+    /// less to compress (these columns were a third of the bytes it compressed).
     public static let schema = ParquetSchema(columns: [
-        ParquetColumn(name: "serial", type: .int64, nullable: false, dictionary: false),
-        ParquetColumn(name: "event_time", type: .timestampMicrosUTC, nullable: false, dictionary: false),
+        ParquetColumn(name: "serial", type: .int64, nullable: false, dictionary: false, encoding: .deltaBinaryPacked),
+        ParquetColumn(name: "event_time", type: .timestampMicrosUTC, nullable: false, dictionary: false,
+                      encoding: .deltaBinaryPacked),
         ParquetColumn(name: "level", type: .string, nullable: false),
         ParquetColumn(name: "message", type: .string, nullable: false),
         ParquetColumn(name: "attributes", type: .string, nullable: true),
-        ParquetColumn(name: "ingest_time", type: .timestampMicrosUTC, nullable: false, dictionary: false),
+        ParquetColumn(name: "ingest_time", type: .timestampMicrosUTC, nullable: false, dictionary: false,
+                      encoding: .deltaBinaryPacked),
         ParquetColumn(name: "kafka_topic", type: .string, nullable: false),
         ParquetColumn(name: "kafka_partition", type: .int32, nullable: false),
-        ParquetColumn(name: "kafka_offset", type: .int64, nullable: false, dictionary: false),
-        ParquetColumn(name: "kafka_timestamp", type: .timestampMicrosUTC, nullable: true, dictionary: false),
+        ParquetColumn(name: "kafka_offset", type: .int64, nullable: false, dictionary: false,
+                      encoding: .deltaBinaryPacked),
+        ParquetColumn(name: "kafka_timestamp", type: .timestampMicrosUTC, nullable: true, dictionary: false,
+                      encoding: .deltaBinaryPacked),
     ])
 }
 
