@@ -20,6 +20,9 @@ struct Arguments {
     var level: Int32 = 3
     var rowGroupMaxBytes: Int?
     var threads: Int?
+    /// Encode the INT64 columns as etl-engine does (no dictionary, DELTA_BINARY_PACKED), for
+    /// the end-to-end benchmark's encode limit; without it, the defaults pyarrow is compared with.
+    var engineEncodings = false
 
     init() {
         var it = CommandLine.arguments.dropFirst().makeIterator()
@@ -30,13 +33,15 @@ struct Arguments {
             case "--level": level = Int32(it.next() ?? "") ?? 3
             case "--row-group-max-bytes": rowGroupMaxBytes = Int(it.next() ?? "")
             case "--threads": threads = Int(it.next() ?? "")
+            case "--engine-encodings": engineEncodings = true
             default:
                 FileHandle.standardError.write(Data("unknown argument \(a)\n".utf8))
                 exit(2)
             }
         }
         if input.isEmpty || output.isEmpty {
-            FileHandle.standardError.write(Data("usage: parquet-bench --input FILE --output FILE [--level N]\n".utf8))
+            FileHandle.standardError.write(Data(
+                "usage: parquet-bench --input FILE --output FILE [--level N] [--threads N] [--row-group-max-bytes B] [--engine-encodings]\n".utf8))
             exit(2)
         }
     }
@@ -131,15 +136,21 @@ func run() {
     let ingestTime = fixed(Int64.self)
     guard cursor == file.count else { fail("input has \(file.count - cursor) trailing bytes") }
 
+    // INT64 columns: PLAIN-or-dictionary by default, or as etl-engine writes them.
+    func int64Column(_ name: String, _ type: ParquetColumnType) -> ParquetColumn {
+        args.engineEncodings
+            ? ParquetColumn(name: name, type: type, nullable: false, dictionary: false, encoding: .deltaBinaryPacked)
+            : ParquetColumn(name: name, type: type, nullable: false)
+    }
     let schema = ParquetSchema(columns: [
-        ParquetColumn(name: "serial", type: .int64, nullable: false),
-        ParquetColumn(name: "event_time", type: .timestampMicrosUTC, nullable: false),
+        int64Column("serial", .int64),
+        int64Column("event_time", .timestampMicrosUTC),
         ParquetColumn(name: "level", type: .string, nullable: false),
         ParquetColumn(name: "message", type: .string, nullable: false),
         ParquetColumn(name: "kafka_topic", type: .string, nullable: false),
         ParquetColumn(name: "kafka_partition", type: .int32, nullable: false),
-        ParquetColumn(name: "kafka_offset", type: .int64, nullable: false),
-        ParquetColumn(name: "ingest_time", type: .timestampMicrosUTC, nullable: false),
+        int64Column("kafka_offset", .int64),
+        int64Column("ingest_time", .timestampMicrosUTC),
     ])
     var options = ParquetWriterOptions()
     options.compression = .zstd(level: args.level)
