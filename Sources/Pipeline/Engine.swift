@@ -223,6 +223,13 @@ public final class Engine: @unchecked Sendable {
         // for the larger queue: 48 partitions 229-243 MiB (docs/benchmarks.md). librdkafka raises
         // it to `message.max.bytes` if that is larger, and always returns at least one record.
         if kc.properties["fetch.max.bytes"] == nil { kc.properties["fetch.max.bytes"] = "2097152" }
+        // librdkafka keeps one Fetch in flight per broker, and a broker holds a Fetch for up to
+        // `fetch.wait.max.ms` when its partitions have nothing new (for example when the
+        // partitions with data are paused by backpressure or were not fetchable yet); until it
+        // answers, no partition on that broker is fetched. 100 ms instead of librdkafka's 500:
+        // 3,000,000 records over 48 partitions to moto, 5 runs each, 324-334k -> 339-358k
+        // records/s (10 ms: 343-372k, but up to 100 Fetch requests a second per broker when idle).
+        if kc.properties["fetch.wait.max.ms"] == nil { kc.properties["fetch.wait.max.ms"] = "100" }
         let handler = Rebalance(engine: self)
         consumer = try KafkaConsumer(config: kc, rebalanceHandler: handler, logger: logger)
         try consumer.subscribe()
