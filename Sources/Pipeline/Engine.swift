@@ -82,6 +82,43 @@ public final class Engine: @unchecked Sendable {
         var drainedSince: ContinuousClock.Instant?
     }
 
+    /// librdkafka properties the engine sets unless `[kafka.properties]` gives them: they bound
+    /// the prefetched records and keep the poll thread fed (docs/operations.md, Memory; measured
+    /// in docs/benchmarks.md). `etl-engine --help` lists them from here.
+    public static let librdkafkaDefaults: [(key: String, value: String)] = [
+        // librdkafka prefetches up to 64 MiB of records by default; half of that keeps the
+        // consumer fed and the engine's memory bounded.
+        ("queued.max.messages.kbytes", "32768"),
+        // librdkafka 2.0.2 stops fetching once `queued.min.messages` records are queued (across
+        // the consumer: the partitions' fetch queues forward to one) and re-decides only when its
+        // broker thread wakes, at most every second (2.1 added `fetch.queue.backoff.ms` for this).
+        // The queue must therefore hold about a second of records or the poll thread starves:
+        // 100,000 (librdkafka's default) capped the engine at ~130k records/s with the poll
+        // thread idle 40% of the time; 250,000 gives ~300-335k records/s. Each queued record
+        // costs ~450 bytes in librdkafka.
+        ("queued.min.messages", "250000"),
+        // A fetch response stays in memory until its last record is consumed, and librdkafka
+        // may fetch once more just below the threshold: 50 MiB responses (its default) made peak
+        // RSS grow with the partition count (48 partitions: 279-323 MiB). 2 MiB responses pay
+        // for the larger queue: 48 partitions 229-243 MiB. librdkafka raises it to
+        // `message.max.bytes` if that is larger, and always returns at least one record.
+        ("fetch.max.bytes", "2097152"),
+        // librdkafka keeps one Fetch in flight per broker, and a broker holds a Fetch for up to
+        // `fetch.wait.max.ms` when its partitions have nothing new (for example when the
+        // partitions with data are paused by backpressure or were not fetchable yet); until it
+        // answers, no partition on that broker is fetched. 100 ms instead of librdkafka's 500:
+        // 3,000,000 records over 48 partitions to moto, 5 runs each, 324-334k -> 339-358k
+        // records/s (10 ms: 343-372k, but up to 100 Fetch requests a second per broker when idle).
+        ("fetch.wait.max.ms", "100"),
+    ]
+
+    /// Adds each of ``librdkafkaDefaults`` that `properties` does not set; the user's values win.
+    public static func applyLibrdkafkaDefaults(to properties: inout [String: String]) {
+        for (key, value) in librdkafkaDefaults where properties[key] == nil {
+            properties[key] = value
+        }
+    }
+
     /// The state of `message`'s partition, or nil when it is not (or no longer) assigned.
     private func state(of message: borrowing KafkaMessageView) -> (TopicPartition, PartitionState)? {
         if let last = lastHandled, last.tp.partition == message.partition, last.tp.topic == message.topic {
@@ -206,30 +243,7 @@ public final class Engine: @unchecked Sendable {
                                      rebalanceProtocol: config.kafka.rebalanceProtocol == "eager" ? .eager : .cooperativeSticky,
                                      sessionTimeout: config.kafka.sessionTimeout, properties: config.kafka.properties)
         if kc.properties["client.id"] == nil { kc.properties["client.id"] = "tidemark-\(getpid())" }
-        // librdkafka prefetches up to 64 MiB of records by default (`queued.max.messages.kbytes`);
-        // half of that keeps the consumer fed and the engine's memory bounded (docs/operations.md).
-        if kc.properties["queued.max.messages.kbytes"] == nil { kc.properties["queued.max.messages.kbytes"] = "32768" }
-        // librdkafka 2.0.2 stops fetching once `queued.min.messages` records are queued (across
-        // the consumer: the partitions' fetch queues forward to one) and re-decides only when its
-        // broker thread wakes, at most every second (2.1 added `fetch.queue.backoff.ms` for this).
-        // The queue must therefore hold about a second of records or the poll thread starves:
-        // 100,000 (librdkafka's default) capped the engine at ~130k records/s with the poll
-        // thread idle 40% of the time; 250,000 gives ~300-335k records/s (docs/benchmarks.md).
-        // Each queued record costs ~450 bytes in librdkafka.
-        if kc.properties["queued.min.messages"] == nil { kc.properties["queued.min.messages"] = "250000" }
-        // A fetch response stays in memory until its last record is consumed, and librdkafka
-        // may fetch once more just below the threshold: 50 MiB responses (its default) made peak
-        // RSS grow with the partition count (48 partitions: 279-323 MiB). 2 MiB responses pay
-        // for the larger queue: 48 partitions 229-243 MiB (docs/benchmarks.md). librdkafka raises
-        // it to `message.max.bytes` if that is larger, and always returns at least one record.
-        if kc.properties["fetch.max.bytes"] == nil { kc.properties["fetch.max.bytes"] = "2097152" }
-        // librdkafka keeps one Fetch in flight per broker, and a broker holds a Fetch for up to
-        // `fetch.wait.max.ms` when its partitions have nothing new (for example when the
-        // partitions with data are paused by backpressure or were not fetchable yet); until it
-        // answers, no partition on that broker is fetched. 100 ms instead of librdkafka's 500:
-        // 3,000,000 records over 48 partitions to moto, 5 runs each, 324-334k -> 339-358k
-        // records/s (10 ms: 343-372k, but up to 100 Fetch requests a second per broker when idle).
-        if kc.properties["fetch.wait.max.ms"] == nil { kc.properties["fetch.wait.max.ms"] = "100" }
+        Self.applyLibrdkafkaDefaults(to: &kc.properties)
         let handler = Rebalance(engine: self)
         consumer = try KafkaConsumer(config: kc, rebalanceHandler: handler, logger: logger)
         try consumer.subscribe()

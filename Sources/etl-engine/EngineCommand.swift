@@ -35,11 +35,10 @@ struct EngineCommand: ParsableCommand {
 
             Memory is bounded by settings, not data volume (docs/operations.md, Memory): [batch] \
             memory_budget (default 64MiB) for the open batches, and librdkafka's prefetch, set to \
-            queued.min.messages=250000, queued.max.messages.kbytes=32768 and \
-            fetch.max.bytes=2097152 unless [kafka.properties] gives them (fewer queued records: \
-            less memory, and below about a second's worth, less throughput). The engine also \
-            sets fetch.wait.max.ms=100 (librdkafka: 500) unless given, so a Fetch the broker \
-            holds for idle partitions delays the others less. glibc's mmap threshold is fixed at 256 KiB unless \
+            \(Engine.librdkafkaDefaults.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")) \
+            unless [kafka.properties] gives them (fewer queued records: less memory, and below \
+            about a second's worth, less throughput; fetch.wait.max.ms below librdkafka's 500 \
+            keeps a Fetch the broker holds for idle partitions from delaying the others). glibc's mmap threshold is fixed at 256 KiB unless \
             GLIBC_TUNABLES sets mmap_threshold.
 
             Example config (tidemark.toml):
