@@ -15,17 +15,28 @@ public enum HeapTuning {
     /// are mmapped and returned on free: 234-254 MiB, for ~0.5 s more system CPU per 2,000,000
     /// records (docs/benchmarks.md). Call once at start, before other threads exist.
     ///
+    /// - Parameter tunables: the `GLIBC_TUNABLES` value glibc read at start (default: this
+    ///   process's environment); when it names `mmap_threshold`, the user's setting stands.
     /// - Returns: whether the threshold was set (false when overridden or not glibc).
     @discardableResult
-    public static func limitHeapRetention() -> Bool {
+    public static func limitHeapRetention(tunables: String? = currentTunables()) -> Bool {
         #if canImport(Glibc)
-        if let tunables = getenv("GLIBC_TUNABLES").map({ String(cString: $0) }), tunables.contains("mmap_threshold") {
+        if let tunables, tunables.contains("mmap_threshold") {
             return false
         }
         // M_MMAP_THRESHOLD (-3): also disables the dynamic adjustment of it and of M_TRIM_THRESHOLD.
         return mallopt(M_MMAP_THRESHOLD, 256 * 1024) == 1
         #else
         return false
+        #endif
+    }
+
+    /// This process's `GLIBC_TUNABLES`, or nil when unset.
+    public static func currentTunables() -> String? {
+        #if canImport(Glibc)
+        return getenv("GLIBC_TUNABLES").map { String(cString: $0) }
+        #else
+        return nil
         #endif
     }
 }
