@@ -25,6 +25,7 @@ bytes per partition (docs/compat.md), so 2,000,000 records (~250 MB) need 16 par
 compressed; the issue asks for 4. Nothing else here depends on the partition count.
 """
 import argparse
+import functools
 import hashlib
 import json
 import os
@@ -38,31 +39,21 @@ import tempfile
 import time
 import uuid
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-STACK = os.path.join(ROOT, ".stack-bench")
-ENV = dict(os.environ, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_REGION="us-east-1",
-           AWS_DEFAULT_REGION="us-east-1", TIDEMARK_STACK_DIR=STACK)
+import benchlib
+
+ROOT = benchlib.ROOT
+# The peer and the engine runs read the moto credentials from the environment.
+ENV = dict(os.environ, **benchlib.AWS_TEST_ENV)
 BUCKET = "tidemark-bench"
+run = functools.partial(benchlib.run, env=ENV)
 
 
 def log(*a):
     print("bench:", *a, file=sys.stderr, flush=True)
 
 
-def run(cmd, **kw):
-    kw.setdefault("env", ENV)
-    p = subprocess.run(cmd, capture_output=True, text=True, **kw)
-    if p.returncode != 0:
-        sys.exit(f"bench: {' '.join(cmd)} failed ({p.returncode}):\n{p.stdout[-2000:]}\n{p.stderr[-4000:]}")
-    return p
-
-
 def median(xs):
     return statistics.median(xs)
-
-
-def bin_path():
-    return run(["swift", "build", "-c", "release", "--show-bin-path"], cwd=ROOT).stdout.strip()
 
 
 def limits(args, bootstrap, endpoint, work, binp, total_bytes):
@@ -333,59 +324,53 @@ def main():
                     help="only the peer and the engine to moto, for the wall-clock comparison (no limits, no file://)")
     args = ap.parse_args()
     args.topic = "bench"
-    if not args.skip_build:
-        log("building release")
-        run(["swift", "build", "-c", "release"], cwd=ROOT)
-    binp = bin_path()
-    env = dict(ENV, TIDEMARK_STACK_TOPICS=f"{args.topic}:{args.partitions}",
-               TIDEMARK_DEVBROKER=os.path.join(binp, "etl-devbroker"))
-    run([os.path.join(ROOT, "tools/stack"), "down"], env=env)
-    run([os.path.join(ROOT, "tools/stack"), "up"], env=env)
-    work = tempfile.mkdtemp(prefix="tidemark-bench-")
-    try:
-        bootstrap = open(os.path.join(STACK, "kafka.bootstrap")).read().strip()
-        endpoint = open(os.path.join(STACK, "s3.endpoint")).read().strip()
-        run([sys.executable, "-c", f"import boto3; boto3.client('s3', endpoint_url='{endpoint}', "
-             f"region_name='us-east-1').create_bucket(Bucket='{BUCKET}')"])
-        log(f"producing {args.records:,} records over {args.partitions} partitions")
-        run([sys.executable, os.path.join(ROOT, "tools/produce_logs.py"), "--bootstrap", bootstrap,
-             "--topic", args.topic, "--count", str(args.records), "--partitions", str(args.partitions),
-             "--partition-major", "--linger-ms", "100"])
-        if args.wall_only:
-            peer, eng = [], []
-            for i in range(args.runs):
-                peer.append(peer_run(args, bootstrap, endpoint))
-                log("peer", peer[-1])
-                eng.append(engine_run(args, bootstrap, endpoint, work, binp, "s3", i))
-                log("engine", eng[-1])
-            text = render_wall(args, peer, eng)
-            print(text)
-            if not args.no_write:
-                write_doc(text, args)
-            return
-        total_bytes = dump_rows(args, bootstrap, work)
-        log(f"topic holds {args.records:,} records, {total_bytes / 1e6:.0f} MB of values")
-        lim = limits(args, bootstrap, endpoint, work, binp, total_bytes)
-        peer, eng = [], {"s3": [], "file": []}
+    log("building release" if not args.skip_build else "release binaries")
+    binp = benchlib.release_binaries(args.skip_build)
+    with benchlib.local_stack(".stack-bench", f"{args.topic}:{args.partitions}", binp) as stack:
+        work = tempfile.mkdtemp(prefix="tidemark-bench-")
+        try:
+            measure(args, stack, work, binp)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def measure(args, stack, work, binp):
+    bootstrap, endpoint = stack.bootstrap, stack.endpoint
+    stack.create_bucket(BUCKET)
+    log(f"producing {args.records:,} records over {args.partitions} partitions")
+    stack.produce(args.topic, args.records, args.partitions, partition_major=True)
+    if args.wall_only:
+        peer, eng = [], []
         for i in range(args.runs):
             peer.append(peer_run(args, bootstrap, endpoint))
             log("peer", peer[-1])
-            for sink in ("s3", "file"):
-                eng[sink].append(engine_run(args, bootstrap, endpoint, work, binp, sink, i))
-                log("engine", sink, eng[sink][-1])
-        engdef = engine_run(args, bootstrap, endpoint, work, binp, "file", 99, defaults=True)
-        log("engine defaults", engdef)
-        text = render(args, total_bytes, lim, peer, eng, engdef)
+            eng.append(engine_run(args, bootstrap, endpoint, work, binp, "s3", i))
+            log("engine", eng[-1])
+        text = render_wall(args, peer, eng)
         print(text)
-        raw = os.path.join(ROOT, ".build", "e2e-bench.json")
-        os.makedirs(os.path.dirname(raw), exist_ok=True)
-        json.dump({"limits": lim, "peer": peer, "engine": eng, "engine_defaults": engdef}, open(raw, "w"), indent=1)
-        log(f"raw results in {raw}")
         if not args.no_write:
             write_doc(text, args)
-    finally:
-        run([os.path.join(ROOT, "tools/stack"), "down"], env=env)
-        shutil.rmtree(work, ignore_errors=True)
+        return
+    total_bytes = dump_rows(args, bootstrap, work)
+    log(f"topic holds {args.records:,} records, {total_bytes / 1e6:.0f} MB of values")
+    lim = limits(args, bootstrap, endpoint, work, binp, total_bytes)
+    peer, eng = [], {"s3": [], "file": []}
+    for i in range(args.runs):
+        peer.append(peer_run(args, bootstrap, endpoint))
+        log("peer", peer[-1])
+        for sink in ("s3", "file"):
+            eng[sink].append(engine_run(args, bootstrap, endpoint, work, binp, sink, i))
+            log("engine", sink, eng[sink][-1])
+    engdef = engine_run(args, bootstrap, endpoint, work, binp, "file", 99, defaults=True)
+    log("engine defaults", engdef)
+    text = render(args, total_bytes, lim, peer, eng, engdef)
+    print(text)
+    raw = os.path.join(ROOT, ".build", "e2e-bench.json")
+    os.makedirs(os.path.dirname(raw), exist_ok=True)
+    json.dump({"limits": lim, "peer": peer, "engine": eng, "engine_defaults": engdef}, open(raw, "w"), indent=1)
+    log(f"raw results in {raw}")
+    if not args.no_write:
+        write_doc(text, args)
 
 
 if __name__ == "__main__":

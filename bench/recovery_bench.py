@@ -21,22 +21,13 @@ import re
 import shutil
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-STACK = os.path.join(ROOT, ".stack-bench-recovery")
-ENV = dict(os.environ, TIDEMARK_STACK_DIR=STACK, TIDEMARK_STACK_TOPICS="rec:4")
-
-
-def run(cmd, env=ENV, check=True):
-    p = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if check and p.returncode != 0:
-        sys.exit(f"bench: {' '.join(cmd)} failed ({p.returncode}):\n{p.stdout[-2000:]}\n{p.stderr[-3000:]}")
-    return p
+import benchlib
+from benchlib import run
 
 
 def prepare(work, bootstrap, binp, batches, in_flight):
@@ -81,15 +72,10 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--skip-build", action="store_true")
     args = ap.parse_args()
-    if not args.skip_build:
-        run(["swift", "build", "-c", "release"])
-    binp = run(["swift", "build", "-c", "release", "--show-bin-path"]).stdout.strip()
-    env = dict(ENV, TIDEMARK_DEVBROKER=os.path.join(binp, "etl-devbroker"))
-    run([os.path.join(ROOT, "tools/stack"), "up"], env=env)
-    try:
-        bootstrap = open(os.path.join(STACK, "kafka.bootstrap")).read().strip()
-        run([sys.executable, os.path.join(ROOT, "tools/produce_logs.py"), "--bootstrap", bootstrap, "--topic", "rec",
-             "--count", "2000", "--partitions", "4"])
+    binp = benchlib.release_binaries(args.skip_build)
+    with benchlib.local_stack(".stack-bench-recovery", "rec:4", binp) as stack:
+        bootstrap = stack.bootstrap
+        stack.produce("rec", 2000, 4)
         results = {}
         for label, batches, in_flight in (("empty manifest", 0, 0),
                                           (f"{args.batches:,} COMMITTED + {args.in_flight} in flight",
@@ -110,8 +96,6 @@ def main():
                   f"(runs: {', '.join(f'{t:.3f}' for t in times)})")
         base, big = (statistics.median(v) for v in results.values())
         print(f"{'manifest cost (difference of medians)':45s} {big - base:+.3f} s")
-    finally:
-        run([os.path.join(ROOT, "tools/stack"), "down"], env=env, check=False)
 
 
 if __name__ == "__main__":
