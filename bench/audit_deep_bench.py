@@ -12,7 +12,6 @@ the page codec), then times `etl-audit --deep` --runs times and prints MB/s of o
 import argparse
 import json
 import os
-import shutil
 import statistics
 import sys
 import tempfile
@@ -29,12 +28,9 @@ def main():
     ap.add_argument("--skip-build", action="store_true")
     args = ap.parse_args()
     binp = benchlib.release_binaries(args.skip_build)
-    with benchlib.local_stack(".stack-bench-audit", "aud:16", binp) as stack:
-        work = tempfile.mkdtemp(prefix="tidemark-audit-bench-")
-        try:
-            measure(args, stack, work, binp)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
+    with benchlib.local_stack(".stack-bench-audit", "aud:16", binp) as stack, \
+            tempfile.TemporaryDirectory(prefix="tidemark-audit-bench-", ignore_cleanup_errors=True) as work:
+        measure(args, stack, work, binp)
 
 
 def measure(args, stack, work, binp):

@@ -326,12 +326,9 @@ def main():
     args.topic = "bench"
     log("building release" if not args.skip_build else "release binaries")
     binp = benchlib.release_binaries(args.skip_build)
-    with benchlib.local_stack(".stack-bench", f"{args.topic}:{args.partitions}", binp) as stack:
-        work = tempfile.mkdtemp(prefix="tidemark-bench-")
-        try:
-            measure(args, stack, work, binp)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
+    with benchlib.local_stack(".stack-bench", f"{args.topic}:{args.partitions}", binp) as stack, \
+            tempfile.TemporaryDirectory(prefix="tidemark-bench-", ignore_cleanup_errors=True) as work:
+        measure(args, stack, work, binp)
 
 
 def measure(args, stack, work, binp):
