@@ -163,4 +163,52 @@ struct EncodingTests {
             }
         }
     }
+
+    @Test("dictionaries find every entry again after growing their table many times, and after release()")
+    func dictionariesKeepEntriesAcrossGrowth() {
+        var rng = SplitMix64(seed: 11)
+        // 5,000 distinct values grow the 64-slot tables seven times. Every value is looked up
+        // again in shuffled order: an entry misplaced by a growth would be inserted a second
+        // time (the values would still read back right, only the dictionary would bloat).
+        let n = 5_000
+        let strings = (0..<n).map { "value-\($0)-" + String(repeating: "x", count: $0 % 23) }
+        let ints = (0..<n).map { Int64($0) &* 0x1_0000_0001 &- 2_500 }
+        let bytes = BytesDictionary(), wide = IntDictionary(width: 8)
+        for round in 0..<2 {
+            var order = Array(0..<n)
+            for i in order.indices.reversed() { order.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
+            var stringIndex: [Int: UInt32] = [:], intIndex: [Int: UInt32] = [:]
+            var wrong = 0
+            for pass in 0..<3 {
+                for i in order {
+                    var inserted = false, intInserted = false
+                    var s = strings[i]
+                    let si = s.withUTF8 { bytes.index(of: $0.baseAddress!, count: $0.count, inserted: &inserted) }
+                    let ii = wide.index(of: ints[i], inserted: &intInserted)
+                    if pass == 0 {
+                        stringIndex[i] = si
+                        intIndex[i] = ii
+                        if !inserted || !intInserted { wrong += 1 }
+                    } else if inserted || intInserted || stringIndex[i] != si || intIndex[i] != ii {
+                        wrong += 1
+                    }
+                }
+            }
+            #expect(wrong == 0, "round \(round): \(wrong) lookups inserted again or moved")
+            #expect(bytes.count == n && wide.count == n)
+            // The entries are the values, PLAIN-encoded.
+            for i in [0, 1, 63, 64, 2_047, n - 1] {
+                let out = ByteBuffer()
+                bytes.appendPlain(Int(stringIndex[i]!), to: out)
+                let utf8 = Array(strings[i].utf8)
+                #expect(out.array == withUnsafeBytes(of: UInt32(utf8.count).littleEndian, Array.init) + utf8)
+                let intOut = ByteBuffer()
+                wide.appendPlain(Int(intIndex[i]!), to: intOut)
+                #expect(intOut.array == withUnsafeBytes(of: ints[i].littleEndian, Array.init))
+            }
+            bytes.release()
+            wide.release()
+            #expect(bytes.count == 0 && wide.count == 0)
+        }
+    }
 }
