@@ -69,6 +69,30 @@ struct SlotTable {
     func clear() {
         slots.update(repeating: 0, count: capacity)
     }
+
+    /// Replaces the table with one of twice the capacity that holds entries `0..<count`, entry
+    /// `i` placed by `hash(i)` with the same linear probing as on insert.
+    mutating func grow(entries count: Int, hash: (Int) -> UInt64) {
+        let bigger = SlotTable(capacity: capacity * 2)
+        let mask = bigger.capacity - 1
+        for entry in 0..<count {
+            var slot = bigger.home(hash(entry))
+            while bigger.slots[slot] != 0 {
+                slot = (slot &+ 1) & mask
+            }
+            bigger.slots[slot] = Int32(entry + 1)
+        }
+        deallocate()
+        self = bigger
+    }
+
+    /// Gives a grown table's memory back: an empty table of `capacity` slots again.
+    mutating func shrink(to capacity: Int) {
+        if self.capacity > capacity {
+            deallocate()
+            self = SlotTable(capacity: capacity)
+        }
+    }
 }
 
 /// Dictionary of distinct byte strings for one column chunk, keyed on the bytes themselves.
@@ -111,10 +135,7 @@ final class BytesDictionary {
         offsets = []
         lengths = []
         hashes = []
-        if table.capacity > 64 {
-            table.deallocate()
-            table = SlotTable(capacity: 64)
-        }
+        table.shrink(to: 64)
     }
 
     /// Returns the entry number of these bytes, inserting them if new.
@@ -152,16 +173,7 @@ final class BytesDictionary {
     }
 
     private func rehash() {
-        table.deallocate()
-        table = SlotTable(capacity: table.capacity * 2)
-        let mask = table.capacity - 1
-        for entry in 0..<hashes.count {
-            var slot = table.home(hashes[entry])
-            while table.slots[slot] != 0 {
-                slot = (slot &+ 1) & mask
-            }
-            table.slots[slot] = Int32(entry + 1)
-        }
+        table.grow(entries: hashes.count) { hashes[$0] }
     }
 }
 
@@ -201,10 +213,7 @@ final class IntDictionary {
         reset()
         plain.shrink(ifAbove: 1024)
         values = []
-        if table.capacity > 64 {
-            table.deallocate()
-            table = SlotTable(capacity: 64)
-        }
+        table.shrink(to: 64)
     }
 
     @inline(__always)
@@ -238,15 +247,6 @@ final class IntDictionary {
     }
 
     private func rehash() {
-        table.deallocate()
-        table = SlotTable(capacity: table.capacity * 2)
-        let mask = table.capacity - 1
-        for entry in 0..<values.count {
-            var slot = table.home(UInt64(bitPattern: values[entry]))
-            while table.slots[slot] != 0 {
-                slot = (slot &+ 1) & mask
-            }
-            table.slots[slot] = Int32(entry + 1)
-        }
+        table.grow(entries: values.count) { UInt64(bitPattern: values[$0]) }
     }
 }
