@@ -124,7 +124,8 @@ final class ColumnWriter {
             dictionaryAllowed = false
         }
         self.dictionaryActive = dictionaryAllowed
-        self.deltaPages = column.encoding == .deltaBinaryPacked && column.type.physicalType == .int64
+        // ParquetSchema.validate() (run before any ColumnWriter exists) allows it on INT64 only.
+        self.deltaPages = column.encoding == .deltaBinaryPacked
     }
 
     // MARK: Appending (hot path: no allocation once buffers have grown)
