@@ -8,6 +8,7 @@ import contextlib
 import os
 import subprocess
 import sys
+import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # moto accepts any credentials; boto3, awscli and etl-engine read these.
@@ -48,13 +49,18 @@ class Stack:
              f"region_name='us-east-1').create_bucket(Bucket='{bucket}')"], env=self.env)
 
     def produce(self, topic, count, partitions, partition_major=False):
-        """Produces `count` records of tools/produce_logs.py; partition-major fills partition 0
-        first, then 1, ... (as a backlog that built up one partition at a time)."""
-        cmd = [sys.executable, os.path.join(ROOT, "tools/produce_logs.py"), "--bootstrap", self.bootstrap,
-               "--topic", topic, "--count", str(count), "--partitions", str(partitions)]
-        if partition_major:
-            cmd += ["--partition-major", "--linger-ms", "100"]
-        run(cmd, env=self.env)
+        """Produces `count` records of tools/produce_logs.py into this stack's broker."""
+        produce(self.bootstrap, topic, count, partitions, partition_major, env=self.env)
+
+
+def produce(bootstrap, topic, count, partitions, partition_major=False, env=None):
+    """Produces `count` records of tools/produce_logs.py; partition-major fills partition 0
+    first, then 1, ... (as a backlog that built up one partition at a time)."""
+    cmd = [sys.executable, os.path.join(ROOT, "tools/produce_logs.py"), "--bootstrap", bootstrap,
+           "--topic", topic, "--count", str(count), "--partitions", str(partitions)]
+    if partition_major:
+        cmd += ["--partition-major", "--linger-ms", "100"]
+    run(cmd, env=env)
 
 
 @contextlib.contextmanager
@@ -71,3 +77,28 @@ def local_stack(name, topics, binp):
         yield Stack(directory, env)
     finally:
         run([stack_tool, "down"], env=env, check=False)
+
+
+@contextlib.contextmanager
+def zero_delay_broker(topics):
+    """Starts bench/zero_delay_broker.py with `topics` ("topic:partitions,..."): a broker whose new
+    consumer groups join at once (no initial rebalance delay). Yields its bootstrap address and
+    stops the process by its PID (also on failure)."""
+    log = tempfile.TemporaryFile(mode="w+")  # librdkafka's log lines; a pipe could fill and stall it
+    proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "bench/zero_delay_broker.py"), "--topics", topics],
+                            stdout=subprocess.PIPE, stderr=log, text=True)
+    try:
+        bootstrap = proc.stdout.readline().strip()
+        if not bootstrap:
+            proc.wait(timeout=10)
+            log.seek(0)
+            sys.exit(f"bench: zero_delay_broker.py did not start ({proc.returncode}):\n{log.read()[-2000:]}")
+        yield bootstrap
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()

@@ -3,9 +3,15 @@
 
 How long etl-engine takes from start to its first consumed record when the manifest holds
 100,000 COMMITTED batches and 10 in flight, next to the same start with an empty manifest (the
-difference is what the manifest costs; the rest is the consumer group join, which the dev broker
-makes ~3 s for any client). Both figures come from the engine's own `run summary` line
-(`first_record_after_seconds`). Median of --runs runs each.
+difference is what the manifest costs; the rest is the consumer group join). Both figures come
+from the engine's own `run summary` line (`first_record_after_seconds`). Median of --runs runs
+each, on two brokers:
+
+- the dev broker (etl-devbroker), whose mock cluster holds every group's first join for 3 s, as a
+  Kafka broker does with its default `group.initial.rebalance.delay.ms` of 3,000 ms;
+- bench/zero_delay_broker.py, the same librdkafka mock cluster in the newer version the
+  confluent-kafka wheel bundles, with that delay set to 0 (as a Kafka broker configured with
+  `group.initial.rebalance.delay.ms=0`).
 
   python3 bench/recovery_bench.py [--batches 100000] [--in-flight 10] [--runs 3] [--skip-build]
 
@@ -65,6 +71,32 @@ def start_up(conf, binp):
     return float(kv["first_record_after_seconds"]), int(kv["records"])
 
 
+def measure(bootstrap, binp, args, broker):
+    """Both start-ups (empty manifest, large manifest) against `bootstrap`; prints and returns
+    {label: [seconds per run]}."""
+    results = {}
+    for label, batches, in_flight in (("empty manifest", 0, 0),
+                                      (f"{args.batches:,} COMMITTED + {args.in_flight} in flight",
+                                       args.batches, args.in_flight)):
+        times = []
+        for _ in range(args.runs):
+            work = tempfile.mkdtemp(prefix="tidemark-recovery-")
+            try:
+                conf = prepare(work, bootstrap, binp, batches, in_flight)
+                secs, records = start_up(conf, binp)
+                if records != 2000:
+                    sys.exit(f"bench: the engine read {records} records from {broker}, expected 2000")
+                times.append(secs)
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+        results[label] = times
+        print(f"{broker:18s} {label:40s} first record after {statistics.median(times):.3f} s "
+              f"(runs: {', '.join(f'{t:.3f}' for t in times)})", flush=True)
+    base, big = (statistics.median(v) for v in results.values())
+    print(f"{broker:18s} {'manifest cost (difference of medians)':40s} {big - base:+.3f} s", flush=True)
+    return results
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--batches", type=int, default=100_000)
@@ -74,28 +106,11 @@ def main():
     args = ap.parse_args()
     binp = benchlib.release_binaries(args.skip_build)
     with benchlib.local_stack(".stack-bench-recovery", "rec:4", binp) as stack:
-        bootstrap = stack.bootstrap
         stack.produce("rec", 2000, 4)
-        results = {}
-        for label, batches, in_flight in (("empty manifest", 0, 0),
-                                          (f"{args.batches:,} COMMITTED + {args.in_flight} in flight",
-                                           args.batches, args.in_flight)):
-            times = []
-            for _ in range(args.runs):
-                work = tempfile.mkdtemp(prefix="tidemark-recovery-")
-                try:
-                    conf = prepare(work, bootstrap, binp, batches, in_flight)
-                    secs, records = start_up(conf, binp)
-                    if records != 2000:
-                        sys.exit(f"bench: the engine read {records} records, expected 2000")
-                    times.append(secs)
-                finally:
-                    shutil.rmtree(work, ignore_errors=True)
-            results[label] = times
-            print(f"{label:45s} first record after {statistics.median(times):.3f} s "
-                  f"(runs: {', '.join(f'{t:.3f}' for t in times)})")
-        base, big = (statistics.median(v) for v in results.values())
-        print(f"{'manifest cost (difference of medians)':45s} {big - base:+.3f} s")
+        measure(stack.bootstrap, binp, args, "dev broker")
+    with benchlib.zero_delay_broker("rec:4") as bootstrap:
+        benchlib.produce(bootstrap, "rec", 2000, 4)
+        measure(bootstrap, binp, args, "zero-delay broker")
 
 
 if __name__ == "__main__":
