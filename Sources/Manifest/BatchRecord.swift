@@ -1,9 +1,34 @@
 import Foundation
 
 /// One batch as the manifest records it: a contiguous offset range of one partition and the
-/// files and object that hold it. See docs/protocol.md.
+/// files and object that hold it (``staged``), with its id, state and upload progress. See
+/// docs/protocol.md. The staged facts read as the record's own: `record.topic`, `record.endOffset`.
+@dynamicMemberLookup
 public struct BatchRecord: Sendable, Equatable {
     public var id: Int64
+    /// What was staged: partition, offsets, counts, object keys, files and their hashes.
+    public var staged: NewBatch
+    public var state: BatchState
+    /// The multipart upload id, once created.
+    public var uploadID: String?
+    /// The object's ETag, once uploaded.
+    public var etag: String?
+    /// Why the batch is ABANDONED or SUPERSEDED, or other operator-facing detail.
+    public var note: String?
+    public var createdAt: Date
+    public var updatedAt: Date
+
+    public subscript<T>(dynamicMember keyPath: KeyPath<NewBatch, T>) -> T { staged[keyPath: keyPath] }
+
+    /// Offsets covered: `end - start + 1` (equals good + rejected).
+    public var recordCount: Int64 { staged.endOffset - staged.startOffset + 1 }
+
+    /// `topic[partition] start...end`, for logs and errors.
+    public var rangeDescription: String { "\(staged.topic)[\(staged.partition)] \(staged.startOffset)...\(staged.endOffset)" }
+}
+
+/// The facts of a batch that has just been staged (everything but its id, state and times).
+public struct NewBatch: Sendable, Equatable {
     public var topic: String
     public var partition: Int32
     /// First offset of the batch (inclusive).
@@ -24,39 +49,6 @@ public struct BatchRecord: Sendable, Equatable {
     public var fileSHA256: String
     public var fileSize: Int64
     /// The staged dead-letter (JSON lines) file, when `rejectedCount > 0`.
-    public var rejectedPath: String?
-    public var rejectedSHA256: String?
-    public var rejectedSize: Int64?
-    public var state: BatchState
-    /// The multipart upload id, once created.
-    public var uploadID: String?
-    /// The object's ETag, once uploaded.
-    public var etag: String?
-    /// Why the batch is ABANDONED or SUPERSEDED, or other operator-facing detail.
-    public var note: String?
-    public var createdAt: Date
-    public var updatedAt: Date
-
-    /// Offsets covered: `end - start + 1` (equals good + rejected).
-    public var recordCount: Int64 { endOffset - startOffset + 1 }
-
-    /// `topic[partition] start...end`, for logs and errors.
-    public var rangeDescription: String { "\(topic)[\(partition)] \(startOffset)...\(endOffset)" }
-}
-
-/// The facts of a batch that has just been staged (everything but its id, state and times).
-public struct NewBatch: Sendable, Equatable {
-    public var topic: String
-    public var partition: Int32
-    public var startOffset: Int64
-    public var endOffset: Int64
-    public var goodCount: Int64
-    public var rejectedCount: Int64
-    public var objectKey: String
-    public var rejectedKey: String?
-    public var filePath: String
-    public var fileSHA256: String
-    public var fileSize: Int64
     public var rejectedPath: String?
     public var rejectedSHA256: String?
     public var rejectedSize: Int64?

@@ -395,12 +395,14 @@ public final class Manifest: @unchecked Sendable {
 
     private static func batch(from row: Row) -> BatchRecord {
         BatchRecord(
-            id: row[0], topic: row[1], partition: row[2],
-            startOffset: row[3], endOffset: row[4],
-            goodCount: row[5], rejectedCount: row[6],
-            objectKey: row[7], rejectedKey: row[8],
-            filePath: row[9], fileSHA256: row[10], fileSize: row[11],
-            rejectedPath: row[12], rejectedSHA256: row[13], rejectedSize: row[14],
+            id: row[0],
+            staged: NewBatch(
+                topic: row[1], partition: row[2],
+                startOffset: row[3], endOffset: row[4],
+                goodCount: row[5], rejectedCount: row[6],
+                objectKey: row[7], rejectedKey: row[8],
+                filePath: row[9], fileSHA256: row[10], fileSize: row[11],
+                rejectedPath: row[12], rejectedSHA256: row[13], rejectedSize: row[14]),
             state: BatchState(rawValue: row[15]) ?? .abandoned,
             uploadID: row[16], etag: row[17], note: row[18],
             createdAt: Date(timeIntervalSince1970: row[19]),
