@@ -72,8 +72,8 @@ def start_up(conf, binp):
 
 
 def measure(bootstrap, binp, args, broker):
-    """Both start-ups (empty manifest, large manifest) against `bootstrap`; prints and returns
-    {label: [seconds per run]}."""
+    """Times both start-ups (empty manifest, large manifest) against `bootstrap` and prints
+    the medians, the runs and the manifest's cost."""
     results = {}
     for label, batches, in_flight in (("empty manifest", 0, 0),
                                       (f"{args.batches:,} COMMITTED + {args.in_flight} in flight",
@@ -94,7 +94,6 @@ def measure(bootstrap, binp, args, broker):
               f"(runs: {', '.join(f'{t:.3f}' for t in times)})", flush=True)
     base, big = (statistics.median(v) for v in results.values())
     print(f"{broker:18s} {'manifest cost (difference of medians)':40s} {big - base:+.3f} s", flush=True)
-    return results
 
 
 def main():
