@@ -113,16 +113,18 @@ func expectSameValues(_ report: CheckReport, _ expected: [ExpectedColumn], _ sch
             if let row = zip(valid, column.valid).enumerated().first(where: { $0.element.0 != $0.element.1 })?.offset {
                 Issue.record("\(reader) \(name): null mask differs first at row \(row)")
             }
-            let values = try report.dump(reader, i, "values")
-            if values != column.values {
-                let at = zip(values, column.values).enumerated().first { $0.element.0 != $0.element.1 }?.offset
-                Issue.record(
-                    "\(reader) \(name): values differ (\(values.count) vs \(column.values.count) bytes, first at byte \(at.map(String.init) ?? "end"))")
-            }
-            let lengths = try report.dump(reader, i, "lengths")
-            #expect(lengths == column.lengths, "\(reader) \(name): string lengths differ")
+            expectSameBytes(try report.dump(reader, i, "values"), column.values, "\(reader) \(name): values")
+            expectSameBytes(try report.dump(reader, i, "lengths"), column.lengths, "\(reader) \(name): string lengths")
         }
     }
+}
+
+/// Records an issue naming the first differing byte. Not `#expect(a == b)`: on arrays of a
+/// million bytes that differ, swift-testing would diff them element by element, for minutes.
+func expectSameBytes(_ got: [UInt8], _ want: [UInt8], _ what: String) {
+    guard got != want else { return }
+    let at = zip(got, want).enumerated().first { $0.element.0 != $0.element.1 }?.offset
+    Issue.record("\(what) differ (\(got.count) vs \(want.count) bytes, first at byte \(at.map(String.init) ?? "end"))")
 }
 
 /// Parquet order on bytes: unsigned lexicographic.
