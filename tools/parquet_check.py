@@ -1,5 +1,8 @@
 #!/usr/bin/env python3
-"""Reads a Parquet file with pyarrow AND DuckDB and reports what each reader sees.
+"""Reads a Parquet file with pyarrow, DuckDB AND polars and reports what each reader sees.
+
+The three decode Parquet independently: pyarrow with Arrow C++'s reader, DuckDB with its own,
+polars with its own Rust reader (polars-parquet).
 
 Used by Tests/ParquetTests (Swift) to check interoperability of the Parquet writer.
 
@@ -11,7 +14,7 @@ Used by Tests/ParquetTests (Swift) to check interoperability of the Parquet writ
         DIR/<reader>.<col>.values   non-null values: int32 4 bytes LE, int64/timestamp 8 bytes LE
                                     (microseconds), double 8 bytes LE, bool 1 byte, string: bytes
         DIR/<reader>.<col>.lengths  strings only: 4-byte LE length per non-null value
-      <reader> is "pyarrow" or "duckdb"; <col> is the column index.
+      <reader> is "pyarrow", "duckdb" or "polars"; <col> is the column index.
 
   parquet_check.py write-sample FILE --codec C [--no-dictionary] [--rows N] [--row-group-size N]
       Writes a sample file with pyarrow (the footer reader's test input) and prints the same
@@ -24,6 +27,7 @@ import sys
 
 import duckdb
 import numpy as np
+import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -179,6 +183,11 @@ def read_command(path, dump):
             dtable = dtable.read_all()
         for i in range(dtable.num_columns):
             dump_array(dtable.column(i), os.path.join(dump, f"duckdb.{i}"))
+        frame = pl.read_parquet(path)
+        report["polars"] = {"columns": frame.columns, "types": [str(t) for t in frame.dtypes], "count": frame.height}
+        ptable = frame.to_arrow()
+        for i in range(ptable.num_columns):
+            dump_array(ptable.column(i), os.path.join(dump, f"polars.{i}"))
     con.close()
     return report
 

@@ -91,7 +91,8 @@ struct CheckReport {
     var pyarrowRowGroups: [[String: Any]] { pyarrow["row_groups"] as? [[String: Any]] ?? [] }
 }
 
-/// Runs tools/parquet_check.py on a file (pyarrow and DuckDB), optionally dumping values.
+/// Runs tools/parquet_check.py on a file (pyarrow and DuckDB; with `dump`, polars too),
+/// optionally dumping values.
 func check(_ path: String, dump: URL? = nil, sample: [String]? = nil) throws -> CheckReport {
     var args = sample ?? ["read", path]
     if let dump {
@@ -103,9 +104,9 @@ func check(_ path: String, dump: URL? = nil, sample: [String]? = nil) throws -> 
     return CheckReport(json: try #require(object as? [String: Any]), dumpDirectory: dump)
 }
 
-/// Compares every column as read by pyarrow and DuckDB with what was written, byte for byte.
+/// Compares every column as read by pyarrow, DuckDB and polars with what was written, byte for byte.
 func expectSameValues(_ report: CheckReport, _ expected: [ExpectedColumn], _ schema: ParquetSchema) throws {
-    for reader in ["pyarrow", "duckdb"] {
+    for reader in ["pyarrow", "duckdb", "polars"] {
         for (i, column) in expected.enumerated() {
             let name = schema.columns[i].name
             let valid = try report.dump(reader, i, "valid")
