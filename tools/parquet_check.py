@@ -8,7 +8,8 @@ Used by Tests/ParquetTests (Swift) to check interoperability of the Parquet writ
 
   parquet_check.py read FILE [--dump DIR]
       Prints JSON: pyarrow's schema/metadata/statistics and DuckDB's types/parquet_metadata.
-      With --dump, writes every column's values, as read by each reader, in a canonical binary
+      With --dump, polars reads the file too (its columns, types and row count join the JSON),
+      and every column's values, as read by each of the three, are written in a canonical binary
       form the Swift test compares byte for byte against what it wrote:
         DIR/<reader>.<col>.valid    one byte per row: 1 = value, 0 = null
         DIR/<reader>.<col>.values   non-null values: int32 4 bytes LE, int64/timestamp 8 bytes LE
