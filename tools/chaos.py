@@ -1345,6 +1345,94 @@ def s_edges(res, work):
             proxy.stop()
 
 
+def first_assignment_seconds(log_path):
+    """Seconds from the engine's 'engine started' line to its first 'partition assigned' line."""
+    import datetime
+    started = assigned = None
+    for ln in open(log_path, errors="replace"):
+        m = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?)", ln)
+        if not m:
+            continue
+        t = datetime.datetime.fromisoformat(m.group(1))
+        if started is None and "engine started" in ln:
+            started = t
+        if started is not None and "partition assigned" in ln:
+            assigned = t
+            break
+    return (assigned - started).total_seconds() if started and assigned else None
+
+
+def s_operational(res, work):
+    """Operational truth (issue 19): --until-idle waits for an assignment; static membership
+    after kill -9; retention loss is detected, recorded and reported."""
+    with Stack(os.path.join(work, "stack"), [("op1", 1), ("op2", 1)]) as st:
+        # 1. A topic nobody can be assigned (it does not exist): --until-idle must not call
+        #    itself idle and exit 0; it waits --assignment-timeout, then exits 3 saying why.
+        d = Deployment(st, work, "noassign", ["op-missing"], "g-noassign", f"file://{work}/lake-noassign")
+        argv = [os.path.join(BIN, "etl-engine"), "--config", d.config, "--until-idle", "1s", "--assignment-timeout", "6s"]
+        rc, out, err = run_capture("etl-engine[noassign]", argv, env=d.env, timeout=120, log_path=d.log("engine"))
+        res.runs += 1
+        res.check(rc == 3, f"item 1: an engine never assigned a partition exited {rc}, not 3: {err[-500:]}")
+        res.check("no partition assigned" in err, f"item 1: the exit does not say why: {err[-500:]}")
+
+        # 2. Static membership: kill -9 while holding the partition, restart: with the default
+        #    instance id the engine takes its old place without waiting out the 20 s session.
+        n = 3000
+        produce(st, "op1", n, os.path.join(work, "produce-op1.out"), partitions=1, seed=21)
+        timings = {}
+        for label, extra in (("static", ""), ("dynamic", 'instance_id = ""')):
+            dep = Deployment(st, work, f"member-{label}", ["op1"], f"g-member-{label}", f"file://{work}/lake-{label}",
+                             session_timeout="20s", max_records=500, max_age="1s")
+            if extra:
+                txt = open(dep.config).read().replace("[kafka.properties]", extra + "\n[kafka.properties]", 1)
+                open(dep.config, "w").write(txt)
+            eng = dep.start_engine()
+            deadline = time.time() + 60
+            while time.time() < deadline and "partition assigned" not in tail(eng.log_path, 1 << 20):
+                time.sleep(0.2)
+            time.sleep(1)
+            PROCS.kill9(eng)
+            again = dep.start_engine(idle="2s")
+            rc = PROCS.wait(again, 120)
+            res.runs += 2
+            res.check(rc == 0, f"item 2 ({label}): restarted engine exit {rc}: {tail(again.log_path, 500)}")
+            timings[label] = first_assignment_seconds(again.log_path)
+            v = verify(st, "op1", dep.sink, n)
+            res.judge(v, f"item 2 ({label}):")
+        res.check(timings.get("static") is not None and timings["static"] < 10,
+                  f"item 2: with static membership the restart after kill -9 waited {timings.get('static')} s for its partition "
+                  f"(session timeout 20 s; without static membership: {timings.get('dynamic')} s)")
+
+        # 3. Retention loss: the engine delivers 1,000 records and stops; 12 MB more are produced
+        #    and the dev broker (5 MiB per partition) drops the oldest, so the committed offset falls
+        #    below the log start. Default on_data_loss = fail: exit 4, the range recorded; the audit
+        #    reports it; with "report" the engine goes on and the audit still reports it.
+        produce(st, "op2", 1000, os.path.join(work, "produce-op2a.out"), partitions=1, seed=22)
+        loss = Deployment(st, work, "loss", ["op2"], "g-loss", f"file://{work}/lake-loss", max_records=500, max_age="1s")
+        rc, out = loss.run_engine(idle="2s", timeout=120)
+        res.check(rc == 0, f"item 3: first run exit {rc}: {out[-400:]}")
+        produce(st, "op2", 4000, os.path.join(work, "produce-op2b.out"), partitions=1, seed=23, start_serial=1000, pad=3000)
+        low = low_watermarks(st, "op2", 1)[0]
+        res.check(low > 1000, f"item 3: the dev broker kept the log start at {low}: no loss to detect")
+        rc, out = loss.run_engine(idle="2s", timeout=120)
+        res.runs += 2
+        res.check(rc == 4, f"item 3: an engine whose committed offset fell below the log start exited {rc}, not 4: {out[-600:]}")
+        res.check("deleted by retention" in out, f"item 3: no error names the lost range: {out[-600:]}")
+        rc, doc = loss.audit()
+        kinds = doc.get("counts", {})
+        res.check(rc == 1 and kinds.get("lost_to_retention", 0) == 1,
+                  f"item 3: etl-audit did not report the loss: rc={rc} {json.dumps(kinds)[:300]}")
+        txt = open(loss.config).read().replace("[kafka.properties]", 'on_data_loss = "report"\n[kafka.properties]', 1)
+        open(loss.config, "w").write(txt)
+        rc, out = loss.run_engine(idle="2s", timeout=180)
+        res.runs += 1
+        res.check(rc == 0, f"item 3: on_data_loss = report: exit {rc}: {out[-600:]}")
+        res.notes.append(f"item 1: never assigned -> exit 3 after --assignment-timeout 6s; item 2: first assignment after "
+                         f"kill -9 + restart, session timeout 20 s: static {timings.get('static')} s, dynamic "
+                         f"{timings.get('dynamic')} s; item 3: log start {low} > committed 1000 -> exit 4, loss recorded, "
+                         f"etl-audit lost_to_retention, on_data_loss = report goes on")
+
+
 SCENARIOS = [
     ("failpoints", "1. Failpoint matrix (each failpoint x restart / etl-recover + restart)", s_failpoints),
     ("kill", "2. Random kill -9 loop", s_kill),
@@ -1356,6 +1444,7 @@ SCENARIOS = [
     ("badinput", "7. Bad input (5% malformed, 2 MiB lines)", s_badinput),
     ("security", "8. Security (planted secrets, modes, hostile topic names)", s_security),
     ("edges", "9. Protocol edges: etl-recover vs a second engine, a lost staged file, dead letters", s_edges),
+    ("operational", "10. Operational truth: assignment wait, static membership, retention loss", s_operational),
 ]
 
 

@@ -121,18 +121,23 @@ final class UploadScheduler: Sendable {
         wakeup.signal()
     }
 
-    /// `tp` was (re)assigned, but its committed offset could not be read: the machine reads it.
+    /// `tp` was (re)assigned, but its committed offset could not be read: a break is healed (the
+    /// owner reads from the committed offset) and the frontier kept.
     func resetChain(_ tp: TopicPartition) {
-        state.withLock { $0.machines[tp] = PartitionMachine() }
+        state.withLock { s in
+            if var m = s.machines[tp] {
+                m.apply(.assigned(committed: nil))
+                s.machines[tp] = m
+            }
+        }
     }
 
-    /// `tp` was (re)assigned with Kafka's committed offset `committed`: its chain starts there.
+    /// `tp` was (re)assigned with Kafka's committed offset `committed`. The machine keeps what
+    /// it learnt before: batches driven between start-up and the assignment moved its frontier
+    /// (a fresh machine here left the batches after them waiting forever: found by the
+    /// transactional crash scenario, kill -9 with 15 batches STAGED, restart).
     func assigned(_ tp: TopicPartition, committed: Int64?) {
-        state.withLock { s in
-            var m = PartitionMachine()
-            m.apply(.committed(committed))
-            s.machines[tp] = m
-        }
+        state.withLock { _ = $0.machines[tp, default: PartitionMachine()].apply(.assigned(committed: committed)) }
         wakeup.signal()
     }
 
