@@ -20,8 +20,12 @@ public struct BatchRecord: Sendable, Equatable {
 
     public subscript<T>(dynamicMember keyPath: KeyPath<NewBatch, T>) -> T { staged[keyPath: keyPath] }
 
-    /// Offsets covered: `end - start + 1` (equals good + rejected).
-    public var recordCount: Int64 { staged.endOffset - staged.startOffset + 1 }
+    /// Records in the batch: good + rejected. At most `end - start + 1`: offsets are not dense
+    /// (transaction markers and compaction leave offsets that hold no record).
+    public var recordCount: Int64 { staged.goodCount + staged.rejectedCount }
+
+    /// Offsets the batch's range covers: `end - start + 1`.
+    public var offsetSpan: Int64 { staged.endOffset - staged.startOffset + 1 }
 
     /// `topic[partition] start...end`, for logs and errors.
     public var rangeDescription: String { "\(staged.topic)[\(staged.partition)] \(staged.startOffset)...\(staged.endOffset)" }

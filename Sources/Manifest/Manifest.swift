@@ -189,6 +189,43 @@ public final class Manifest: @unchecked Sendable {
                 );
                 """)
         }
+        // Offsets are not dense: transaction markers (commit/abort) and compaction leave offsets
+        // that hold no record, and a batch covers [chain position, last record]. SQLite cannot
+        // change a CHECK constraint in place, so the table is rebuilt (GRDB runs migrations with
+        // foreign keys off, so `parts` keeps its rows).
+        m.registerMigration("v2: a batch's range may hold offsets without records") { db in
+            try db.execute(sql: """
+                CREATE TABLE batches_v2 (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    topic TEXT NOT NULL,
+                    partition INTEGER NOT NULL,
+                    start_offset INTEGER NOT NULL,
+                    end_offset INTEGER NOT NULL CHECK (end_offset >= start_offset),
+                    good_count INTEGER NOT NULL CHECK (good_count >= 0),
+                    rejected_count INTEGER NOT NULL CHECK (rejected_count >= 0),
+                    object_key TEXT NOT NULL,
+                    rejected_key TEXT,
+                    file_path TEXT NOT NULL,
+                    file_sha256 TEXT NOT NULL,
+                    file_size INTEGER NOT NULL,
+                    rejected_path TEXT,
+                    rejected_sha256 TEXT,
+                    rejected_size INTEGER,
+                    state TEXT NOT NULL CHECK (state IN ('STAGED','UPLOADING','UPLOADED','COMMITTED','ABANDONED','SUPERSEDED')),
+                    upload_id TEXT,
+                    etag TEXT,
+                    note TEXT,
+                    created_at REAL NOT NULL,
+                    updated_at REAL NOT NULL,
+                    CHECK (good_count + rejected_count <= end_offset - start_offset + 1)
+                );
+                INSERT INTO batches_v2 SELECT * FROM batches;
+                DROP TABLE batches;
+                ALTER TABLE batches_v2 RENAME TO batches;
+                CREATE INDEX batches_by_partition ON batches (topic, partition, start_offset);
+                CREATE INDEX batches_by_state ON batches (state);
+                """)
+        }
         return m
     }
 

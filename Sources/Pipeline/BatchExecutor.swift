@@ -93,7 +93,8 @@ public final class BatchExecutor: Sendable {
     }
 
     /// Drives one manifest batch to its outcome (see ``BatchStateMachine``).
-    public func drive(_ record: BatchRecord, freshlyStaged: Bool = false) throws -> BatchStateMachine.Outcome {
+    public func drive(_ record: BatchRecord, freshlyStaged: Bool = false,
+                      coveredThrough: Int64? = nil) throws -> BatchStateMachine.Outcome {
         var current = record
         let parts: [Int: String?]
         if let id = record.uploadID {
@@ -107,7 +108,8 @@ public final class BatchExecutor: Sendable {
         var machine = BatchStateMachine(batch: .init(
             id: record.id, state: record.state, startOffset: record.startOffset, endOffset: record.endOffset,
             sha256: record.fileSHA256, uploadID: record.uploadID, hasRejected: record.rejectedKey != nil,
-            singlePut: record.fileSize < partSize, recordedParts: parts), freshlyStaged: freshlyStaged)
+            singlePut: record.fileSize < partSize, recordedParts: parts), freshlyStaged: freshlyStaged,
+            coveredThrough: coveredThrough)
         var step = machine.start()
         var meta = logger
         meta[metadataKey: "batch"] = "\(record.id)"

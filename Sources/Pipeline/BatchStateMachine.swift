@@ -127,6 +127,8 @@ public struct BatchStateMachine: Sendable {
     /// A step sequence the machine is in the middle of.
     enum Phase: Sendable, Equatable {
         case start
+        case headCovered
+        case abortCovered(frontier: Int64)
         case headBeforeUpload(fileVerified: Bool)
         case verifyBeforeUpload
         case putRejected
@@ -160,17 +162,30 @@ public struct BatchStateMachine: Sendable {
     var phase: Phase = .start
     /// True for a batch this process has just staged: its files need no re-hash.
     let freshlyStaged: Bool
+    /// Set when the batch does not start at its partition's chain frontier (``PartitionMachine``):
+    /// offsets below this are already delivered by other objects, so the batch may not create
+    /// its object. It may still find its own object (a create that succeeded before a crash);
+    /// otherwise it ends SUPERSEDED and the partition continues at this offset.
+    let coveredThrough: Int64?
 
     /// - Parameters:
     ///   - batch: the manifest's view of the batch.
     ///   - freshlyStaged: the engine just wrote and hashed the files (skip re-verification).
-    public init(batch: Batch, freshlyStaged: Bool = false) {
+    ///   - coveredThrough: nil when the batch starts at its partition's chain frontier (it may
+    ///     create its object); otherwise the frontier, past the batch's start.
+    public init(batch: Batch, freshlyStaged: Bool = false, coveredThrough: Int64? = nil) {
         self.batch = batch
         self.freshlyStaged = freshlyStaged
+        self.coveredThrough = coveredThrough
     }
 
     /// The first step.
     public mutating func start() -> Step {
+        if coveredThrough != nil && (batch.state == .staged || batch.state == .uploading) {
+            // Not at the frontier: only an object of our own (created before a crash) counts.
+            phase = .headCovered
+            return .headObject
+        }
         switch batch.state {
         case .staged:
             phase = .headBeforeUpload(fileVerified: freshlyStaged)
@@ -203,6 +218,22 @@ public struct BatchStateMachine: Sendable {
     /// of the executor and traps in debug builds; in release it ends the batch as-is.
     public mutating func next(_ observation: Observation) -> Step {
         switch (phase, observation) {
+        // MARK: not at the frontier
+        case (.headCovered, .head(let head)):
+            let uploadID = batch.state == .uploading ? batch.uploadID : nil
+            if let head { return onObjectExists(head, abortUploadID: uploadID) }
+            let frontier = coveredThrough ?? batch.startOffset
+            // Nobody holds our start, but offsets start...frontier-1 are delivered by other
+            // objects: creating ours would hold them twice. Our dead-letter object (if an earlier
+            // attempt PUT it) names our exact range, which no object covers: it goes too.
+            if let uploadID {
+                phase = .abortCovered(frontier: frontier)
+                return .abortUpload(uploadID: uploadID)
+            }
+            return dropCovered(frontier: frontier)
+        case (.abortCovered(let frontier), .done):
+            return dropCovered(frontier: frontier)
+
         // MARK: staged → upload
         case let (.headBeforeUpload(verified), .head(head)):
             if let head { return onObjectExists(head, abortUploadID: nil) }
@@ -336,8 +367,9 @@ public struct BatchStateMachine: Sendable {
             phase = .deleteStagedSuperseded(winnerEnd: winnerEnd)
             return .deleteStagedFiles
         case (.deleteStagedSuperseded(let winnerEnd), .done):
-            phase = .finished(.superseded(resumeAt: winnerEnd + 1))
-            return .finished(.superseded(resumeAt: winnerEnd + 1))
+            let resumeAt = max(winnerEnd + 1, coveredThrough ?? 0)
+            phase = .finished(.superseded(resumeAt: resumeAt))
+            return .finished(.superseded(resumeAt: resumeAt))
 
         case (.finished(let outcome), _):
             return .finished(outcome)
@@ -390,6 +422,17 @@ public struct BatchStateMachine: Sendable {
             return .abortUpload(uploadID: id)
         }
         return afterAbortSuperseded(winnerEnd: winnerEnd)
+    }
+
+    /// A batch behind the frontier with no object of its own: SUPERSEDED by the objects that
+    /// deliver its offsets, and its dead-letter object (if an earlier attempt PUT it) deleted.
+    private mutating func dropCovered(frontier: Int64) -> Step {
+        if batch.hasRejected {
+            phase = .deleteOwnRejected(winnerEnd: frontier - 1)
+            return .deleteRejected
+        }
+        phase = .recordSuperseded(winnerEnd: frontier - 1)
+        return .record(to: .superseded, uploadID: nil, etag: nil, note: "object written by another writer, ends at \(frontier - 1)")
     }
 
     private mutating func afterAbortSuperseded(winnerEnd: Int64) -> Step {

@@ -73,6 +73,12 @@ public final class Engine: @unchecked Sendable {
         var open: StagedBatchWriter?
         var needsProbe = true
         var skipUntil: Int64?
+        /// The chain position: where the next batch starts (the committed offset, a seek target,
+        /// or the last batch's end + 1). Offsets are not dense (transaction markers, compaction),
+        /// so the first record read from here may lie beyond it; the batch still starts here, so
+        /// the objects' ranges tile the partition. Nil until known (no committed offset yet: the
+        /// first record read).
+        var position: Int64?
         /// Live manifest batches at or after the start position: their offsets are delivered by
         /// them, so consumption skips them and a new batch never runs into them.
         var knownRanges: [ClosedRange<Int64>] = []
@@ -235,8 +241,6 @@ public final class Engine: @unchecked Sendable {
         }
         offsets.bind(self)
         scheduler.start()
-        // Finish what an earlier run left (STAGED/UPLOADING → UPLOADED; commits wait for ownership).
-        for b in try manifest.unfinishedBatches() { scheduler.enqueue(b) }
 
         var kc = KafkaConsumerConfig(bootstrapServers: config.kafka.brokers, groupID: config.kafka.groupID,
                                      topics: config.kafka.topics, autoOffsetReset: config.kafka.autoOffsetReset,
@@ -247,6 +251,10 @@ public final class Engine: @unchecked Sendable {
         let handler = Rebalance(engine: self)
         consumer = try KafkaConsumer(config: kc, rebalanceHandler: handler, logger: logger)
         try consumer.subscribe()
+        // Finish what an earlier run left (STAGED/UPLOADING → UPLOADED; commits wait for
+        // ownership). Queued only now: each partition's machine first asks the consumer for the
+        // committed offset, its chain's start.
+        for b in try manifest.unfinishedBatches() { scheduler.enqueue(b) }
         logger.info("engine started", metadata: ["topics": "\(config.kafka.topics)", "group": "\(config.kafka.groupID)",
                                                  "sink": "\(config.sink.url)", "manifest": "\(config.staging.manifest)"])
         lastActivity = .now
@@ -295,6 +303,11 @@ public final class Engine: @unchecked Sendable {
                     idleFlushed = true
                 }
                 if scheduler.pendingTotal == 0 && partitions.values.allSatisfy({ $0.open == nil }) {
+                    let waiting = scheduler.waitingTotal
+                    if waiting > 0 {
+                        logger.warning("batches left in the manifest: the offsets before them are not delivered yet (a partition this engine does not own, or a hole its owner reads again)",
+                                       metadata: ["batches": "\(waiting)"])
+                    }
                     logger.info("idle and everything committed; exiting", metadata: ["idle": "\(idle)"])
                     break
                 }
@@ -315,14 +328,26 @@ public final class Engine: @unchecked Sendable {
         }
         if let i = st.knownRanges.firstIndex(where: { $0.contains(offset) }) {
             let r = st.knownRanges.remove(at: i)
+            if let open = st.open {
+                // The offsets between the open batch's last record and the known range hold no
+                // record (markers): the open batch covers them, so the chain stays contiguous.
+                open.coverThrough(r.lowerBound - 1)
+                try seal(tp, st, reason: "fence")
+            }
             try seek(tp, st, to: r.upperBound + 1, why: "offsets \(r) belong to a batch in the manifest")
             return
         }
         if st.open == nil {
+            if let p = st.position, offset < p { return }   // delivered or staged already
             let ts = message.timestamp.milliseconds
+            var start = st.position ?? offset
+            if st.needsProbe && offset > start {
+                start = try startAfterGap(tp, from: start, firstRecord: offset)
+                st.position = start
+            }
             if st.needsProbe {
-                let key = layout.objectKey(topic: tp.topic, partition: tp.partition, start: offset, startTimestampMillis: ts)
-                if let head = try probe(key), let end = head.metadata[BatchMetadataKey.end].flatMap({ Int64($0) }), end >= offset {
+                let key = layout.objectKey(topic: tp.topic, partition: tp.partition, start: start, startTimestampMillis: ts)
+                if let head = try probe(key), let end = head.metadata[BatchMetadataKey.end].flatMap({ Int64($0) }), end >= start {
                     logger.info("object already holds this start offset; skipping past it",
                                 metadata: ["key": "\(key)", "end": "\(end)"])
                     try seek(tp, st, to: end + 1, why: "probe found \(key)")
@@ -334,7 +359,7 @@ public final class Engine: @unchecked Sendable {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true,
                                                     attributes: [.posixPermissions: 0o700])
             st.open = try StagedBatchWriter(directory: dir, topic: tp.topic, partition: tp.partition,
-                                            startOffset: offset, startTimestampMillis: ts, options: rowGroupOptions(),
+                                            startOffset: start, startTimestampMillis: ts, options: rowGroupOptions(),
                                             shared: writerScratch)
         }
         let batch = st.open!
@@ -371,10 +396,24 @@ public final class Engine: @unchecked Sendable {
         }
     }
 
+    /// The first record after the chain position `from` is at `firstRecord > from`. Offsets in
+    /// between hold no record the consumer returns: transaction markers, aborted or compacted
+    /// records (the batch covers them), or records deleted by retention before they were
+    /// delivered (a loss: logged as an error, and the chain restarts at the log start, so
+    /// `etl-audit` reports the hole between the committed offset and the first object).
+    private func startAfterGap(_ tp: TopicPartition, from: Int64, firstRecord: Int64) throws -> Int64 {
+        guard let w = try? consumer.watermarks(tp, cached: false, timeout: .seconds(5)), w.low > from else { return from }
+        let start = min(w.low, firstRecord)
+        logger.error("records deleted by retention before they were delivered", metadata: [
+            "partition": "\(tp)", "lost": "\(from)...\(start - 1)", "log_start": "\(w.low)"])
+        return start
+    }
+
     private func seek(_ tp: TopicPartition, _ st: PartitionState, to offset: Int64, why: String) throws {
         st.open?.discard()
         st.open = nil
         st.skipUntil = offset
+        st.position = offset
         st.needsProbe = true
         st.knownRanges.removeAll { $0.upperBound < offset }
         logger.info("seek", metadata: ["partition": "\(tp)", "offset": "\(offset)", "why": "\(why)"])
@@ -423,6 +462,7 @@ public final class Engine: @unchecked Sendable {
         ]
         if let rejectedKey { kv.append((BatchMetadataKey.rejectedKey, rejectedKey)) }
         let sealed = try batch.seal(keyValueMetadata: kv)
+        st.position = batch.endOffset + 1
         Failpoints.shared.hit(.afterStageWrite)
         let id = try manifest.insertStaged(NewBatch(
             topic: tp.topic, partition: tp.partition, startOffset: batch.startOffset, endOffset: batch.endOffset,
@@ -505,14 +545,14 @@ public final class Engine: @unchecked Sendable {
             switch event {
             case .reseek(let tp, let offset, let why):
                 guard let st = partitions[tp] else {
-                    scheduler.unfence(tp)   // not ours any more; a later assignment starts afresh
+                    scheduler.reread(tp, from: offset)   // not ours any more; a later assignment starts afresh
                     continue
                 }
                 st.knownRanges.removeAll { $0.lowerBound >= offset || $0.contains(offset) }
                 do { try seek(tp, st, to: offset, why: why) } catch {
                     logger.error("seek failed", metadata: ["partition": "\(tp)", "error": "\(error)"])
                 }
-                scheduler.unfence(tp)
+                scheduler.reread(tp, from: offset)
             case .batchDone:
                 break
             }
@@ -523,9 +563,12 @@ public final class Engine: @unchecked Sendable {
 
     func onAssigned(_ tps: [TopicPartition]) -> [TopicPartition: Int64] {
         var starts: [TopicPartition: Int64] = [:]
-        let committed = (try? consumer.committed(tps, timeout: .seconds(30))) ?? [:]
+        let read = try? consumer.committed(tps, timeout: .seconds(30))
+        let committed = read ?? [:]
         for tp in tps {
-            scheduler.unfence(tp)
+            // The partition's chain starts at the committed offset; when it could not be read,
+            // the partition machine asks again before any batch of it is uploaded.
+            if read != nil { scheduler.assigned(tp, committed: committed[tp]?.offset) } else { scheduler.resetChain(tp) }
             let st = PartitionState()
             let position = committed[tp]?.offset
             do {
@@ -539,6 +582,7 @@ public final class Engine: @unchecked Sendable {
                 logger.error("manifest read failed on assignment", metadata: ["partition": "\(tp)", "error": "\(error)"])
             }
             st.knownRanges.sort { $0.lowerBound < $1.lowerBound }
+            st.position = position
             if let position { starts[tp] = position }
             partitions[tp] = st
             logger.info("partition assigned", metadata: [

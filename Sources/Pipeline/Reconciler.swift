@@ -88,28 +88,62 @@ public struct Reconciler {
                                      partSize: partSize, concurrency: concurrency,
                                      quarantineDirectory: stagingDirectory + "/quarantine", logger: logger)
 
-        // 1. Unfinished batches, in offset order per partition.
-        for b in all where !b.state.isFinal {
-            var a = RecoveryAction(kind: .finishBatch, batchID: b.id, topic: b.topic, partition: b.partition,
-                                   startOffset: b.startOffset, endOffset: b.endOffset, key: b.objectKey,
-                                   stateBefore: b.state.rawValue, stateAfter: nil, detail: plannedStep(b))
-            if !upload && b.state == .staged {
-                a.detail = "left for the engine (--no-upload)"
-                report.actions.append(a)
-                continue
-            }
-            if !dryRun {
-                let outcome = try executor.drive(b)
-                a.stateAfter = try manifest.batch(id: b.id)?.state.rawValue
-                a.changed = a.stateAfter != a.stateBefore
-                a.detail = describe(outcome)
-                try manifest.logEvent(batchID: b.id, kind: "RECOVER", detail: a.detail)
-                if case .needsAttention = outcome { a.kind = .attention }
-                if case .uploadedNotOwned = outcome {
-                    a.detail += "; the partition's owner will find the object through its S3 probe and skip past it"
+        // 1. Unfinished batches, per partition in offset order, as the partition's machine
+        //    decides (the engine's upload scheduler asks the same machine): a batch is uploaded
+        //    only at the chain frontier (Kafka's committed offset, moved by delivered objects),
+        //    and a batch after a break in the chain is abandoned, so recovery never uploads or
+        //    commits past offsets that are not delivered.
+        let unfinished = Dictionary(grouping: all.filter { !$0.state.isFinal }) { TopicPartition(topic: $0.topic, partition: $0.partition) }
+        for tp in unfinished.keys.sorted() {
+            var machine = PartitionMachine()
+            if let committed { machine.apply(.committed(committed[tp])) }
+            for b in unfinished[tp]!.sorted(by: { $0.startOffset < $1.startOffset }) {
+                var a = RecoveryAction(kind: .finishBatch, batchID: b.id, topic: b.topic, partition: b.partition,
+                                       startOffset: b.startOffset, endOffset: b.endOffset, key: b.objectKey,
+                                       stateBefore: b.state.rawValue, stateAfter: nil, detail: plannedStep(b))
+                if !upload && b.state == .staged {
+                    a.detail = "left for the engine (--no-upload)"
+                    a.changed = false
+                    report.actions.append(a)
+                    continue
                 }
+                switch machine.decide(start: b.startOffset, end: b.endOffset, state: b.state) {
+                case .readCommitted:
+                    a.kind = .attention
+                    a.changed = false
+                    a.detail = "left for the engine: Kafka's committed offset is unknown, so recovery cannot tell whether the offsets before this batch are delivered"
+                case .wait(let missing):
+                    a.changed = false
+                    a.detail = "left for the engine: offsets \(missing.lowerBound)...\(missing.upperBound) before it are not delivered; the engine reads them again, then uploads this batch"
+                case .abandon(let reason):
+                    a.stateAfter = BatchState.abandoned.rawValue
+                    a.detail = "ABANDONED: \(reason); its records will be read again from Kafka"
+                    if !dryRun {
+                        try abandon(b, reason: reason, executor: executor)
+                        try manifest.logEvent(batchID: b.id, kind: "RECOVER", detail: a.detail)
+                    }
+                case .drive(let covered):
+                    if let covered {
+                        a.detail += "; offsets before \(covered) are delivered by other objects, so it may only find its own object"
+                    }
+                    if dryRun {
+                        // Plan as if it succeeds, so the batches after it are planned too.
+                        machine.apply(.finished(start: b.startOffset, end: b.endOffset, outcome: .committed))
+                        break
+                    }
+                    let outcome = try executor.drive(b, coveredThrough: covered)
+                    machine.apply(.finished(start: b.startOffset, end: b.endOffset, outcome: outcome))
+                    a.stateAfter = try manifest.batch(id: b.id)?.state.rawValue
+                    a.changed = a.stateAfter != a.stateBefore
+                    a.detail = describe(outcome)
+                    try manifest.logEvent(batchID: b.id, kind: "RECOVER", detail: a.detail)
+                    if case .needsAttention = outcome { a.kind = .attention }
+                    if case .uploadedNotOwned = outcome {
+                        a.detail += "; the partition's owner will find the object through its S3 probe and skip past it"
+                    }
+                }
+                report.actions.append(a)
             }
-            report.actions.append(a)
         }
 
         // 2. Staging directory: leftovers of final batches, files with no row.
@@ -161,8 +195,13 @@ public struct Reconciler {
         if let committed {
             let done = try manifest.batches(states: [.committed])
             for (tp, list) in Dictionary(grouping: done, by: { TopicPartition(topic: $0.topic, partition: $0.partition) }) {
-                guard let chainEnd = list.map(\.endOffset).max() else { continue }
                 let c = committed[tp] ?? -1
+                // Only as far as the manifest's delivered chain is contiguous from Kafka's
+                // committed offset (or, with none, from its first batch): never past a hole.
+                let sorted = list.sorted { $0.startOffset < $1.startOffset }
+                var frontier = committed[tp] ?? sorted[0].startOffset
+                for b in sorted where b.startOffset <= frontier { frontier = max(frontier, b.endOffset + 1) }
+                let chainEnd = frontier - 1
                 if c < chainEnd + 1 {
                     var a = RecoveryAction(kind: .advanceOffset, topic: tp.topic, partition: tp.partition,
                                            startOffset: c, endOffset: chainEnd,
@@ -186,6 +225,16 @@ public struct Reconciler {
             }
         }
         return report
+    }
+
+    /// Abandons a batch without uploading it (it follows a break in its partition's chain):
+    /// its pending upload is aborted and its staged files removed; its records are read again.
+    private func abandon(_ b: BatchRecord, reason: String, executor: BatchExecutor) throws {
+        if let id = b.uploadID { try? store.abortMultipartUpload(key: b.objectKey, uploadID: id) }
+        try manifest.transition(batchID: b.id, from: b.state, to: .abandoned,
+                                changes: BatchChanges(note: .some(reason)), event: reason)
+        unlink(b.filePath)
+        if let r = b.rejectedPath { unlink(r) }
     }
 
     private func plannedStep(_ b: BatchRecord) -> String {

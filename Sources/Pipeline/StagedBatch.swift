@@ -83,7 +83,17 @@ final class StagedBatchWriter {
         }
     }
 
-    var recordCount: Int64 { endOffset - startOffset + 1 }
+    /// Records added (good + rejected). Offsets are not dense, so this can be less than the
+    /// range's span.
+    var recordCount: Int64 { goodCount + rejectedCount }
+
+    /// Extends the range over offsets after the last record that hold no record the consumer
+    /// returns (transaction markers, aborted or compacted records), up to `offset`, so the next
+    /// batch of the chain can start at `offset + 1`.
+    func coverThrough(_ offset: Int64) {
+        precondition(offset >= endOffset, "a batch's range only grows")
+        endOffset = offset
+    }
 
     /// Adds one Kafka record: parsed into a row, or written to the dead-letter file with its reason.
     func add(_ message: borrowing KafkaMessageView, parser: LogRecordParser, ingestMicros: Int64) throws {

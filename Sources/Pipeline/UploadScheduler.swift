@@ -9,9 +9,11 @@ import Synchronization
 /// time per partition and in offset order within a partition (so offsets are committed in
 /// order), several partitions at once.
 ///
-/// When a batch of a partition ends ABANDONED or SUPERSEDED, the partition's later queued
-/// batches are abandoned too (their offsets follow a range that must be read again) and the
-/// owner is told where to re-read from through `onReseek`.
+/// Which batch of a partition may go next is decided by the partition's ``PartitionMachine``:
+/// a batch at the chain frontier is uploaded, one behind it may only find its own object, one
+/// ahead of it waits for the offsets in between, and after a batch ends ABANDONED or SUPERSEDED
+/// the partition's later batches are abandoned until the poll thread has re-seeked (the owner is
+/// told where to re-read from through `onReseek`).
 final class UploadScheduler: Sendable {
     struct State {
         var queues: [TopicPartition: [BatchRecord]] = [:]
@@ -20,12 +22,16 @@ final class UploadScheduler: Sendable {
         var stagedBytes: Int64 = 0
         var stopping = false
         var committedBatches = 0
-        /// Partitions whose chain broke (a batch was abandoned or superseded) and that the poll
-        /// thread has not re-seeked yet: batches sealed meanwhile follow the broken range and are
-        /// abandoned on arrival.
-        var fenced: Set<TopicPartition> = []
+        /// One partition machine per partition with queued work.
+        var machines: [TopicPartition: PartitionMachine] = [:]
     }
 
+    /// What a worker does next.
+    enum Work {
+        case drive(TopicPartition, BatchRecord, coveredThrough: Int64?)
+        case readCommitted(TopicPartition)
+        case abandon(TopicPartition, BatchRecord, reason: String)
+    }
     private let state = Mutex(State())
     private let wakeup = DispatchSemaphore(value: 0)
     let executor: BatchExecutor
@@ -55,10 +61,11 @@ final class UploadScheduler: Sendable {
     }
 
     /// Queues a batch (ignored when it is already queued or running). A freshly sealed batch of
-    /// a fenced partition is abandoned instead (see ``State/fenced``).
+    /// a partition whose chain is broken (and not re-read yet) is abandoned instead: it was read
+    /// before the poll thread re-seeked, so it follows the range that is read again.
     func enqueue(_ b: BatchRecord, freshlyStaged: Bool = false) {
         let tp = TopicPartition(topic: b.topic, partition: b.partition)
-        if freshlyStaged && state.withLock({ $0.fenced.contains(tp) }) {
+        if freshlyStaged, let broken = state.withLock({ $0.machines[tp]?.brokenAt }), b.endOffset >= broken {
             abandonFollowers([b], reason: "sealed after an earlier batch of the partition was abandoned or superseded")
             return
         }
@@ -78,17 +85,49 @@ final class UploadScheduler: Sendable {
         state.withLock { ($0.queues[tp]?.count ?? 0) + ($0.busy.contains(tp) ? 1 : 0) }
     }
 
-    /// Batches queued or running in total.
+    /// Batches queued or running in total, except those that wait for offsets before them to
+    /// be delivered (see ``waitingTotal``).
     var pendingTotal: Int {
-        state.withLock { s in s.queues.values.reduce(0) { $0 + $1.count } + s.busy.count }
+        state.withLock { s in
+            s.queues.reduce(0) { n, e in n + (Self.waits(e.key, e.value, s) ? 0 : e.value.count) } + s.busy.count
+        }
+    }
+
+    /// Batches that wait for the offsets before them (their partition's chain has a hole this
+    /// process has not filled: e.g. a partition it does not own). They stay in the manifest for
+    /// the partition's owner or the next start.
+    var waitingTotal: Int {
+        state.withLock { s in s.queues.reduce(0) { n, e in n + (Self.waits(e.key, e.value, s) ? e.value.count : 0) } }
+    }
+
+    private static func waits(_ tp: TopicPartition, _ q: [BatchRecord], _ s: State) -> Bool {
+        guard let b = q.first, !s.busy.contains(tp), var m = s.machines[tp] else { return false }
+        if case .wait = m.decide(start: b.startOffset, end: b.endOffset, state: b.state) { return true }
+        return false
     }
 
     var stagedBytes: Int64 { state.withLock { $0.stagedBytes } }
     var committedBatches: Int { state.withLock { $0.committedBatches } }
 
-    /// The poll thread re-seeked `tp` after a broken chain: new batches are valid again.
-    func unfence(_ tp: TopicPartition) {
-        state.withLock { _ = $0.fenced.remove(tp) }
+    /// The poll thread re-seeked `tp` to `offset` after a broken chain: new batches are valid again.
+    func reread(_ tp: TopicPartition, from offset: Int64) {
+        state.withLock { _ = $0.machines[tp]?.apply(.reread(from: offset)) }
+        wakeup.signal()
+    }
+
+    /// `tp` was (re)assigned, but its committed offset could not be read: the machine reads it.
+    func resetChain(_ tp: TopicPartition) {
+        state.withLock { $0.machines[tp] = PartitionMachine() }
+    }
+
+    /// `tp` was (re)assigned with Kafka's committed offset `committed`: its chain starts there.
+    func assigned(_ tp: TopicPartition, committed: Int64?) {
+        state.withLock { s in
+            var m = PartitionMachine()
+            m.apply(.committed(committed))
+            s.machines[tp] = m
+        }
+        wakeup.signal()
     }
 
     func stop() {
@@ -97,14 +136,31 @@ final class UploadScheduler: Sendable {
         for _ in 0..<threads { wakeup.signal() }
     }
 
-    private func take() -> (TopicPartition, BatchRecord)? {
-        state.withLock { s -> (TopicPartition, BatchRecord)? in
+    /// The next piece of work: the first batch of a partition that is not busy, as its
+    /// partition machine decides. A partition whose first batch must wait is skipped.
+    private func take() -> Work? {
+        state.withLock { s -> Work? in
             for (tp, q) in s.queues where !q.isEmpty && !s.busy.contains(tp) {
-                var q = q
-                let b = q.removeFirst()
-                s.queues[tp] = q.isEmpty ? nil : q
-                s.busy.insert(tp)
-                return (tp, b)
+                let b = q[0]
+                var machine = s.machines[tp] ?? PartitionMachine()
+                let decision = machine.decide(start: b.startOffset, end: b.endOffset, state: b.state)
+                s.machines[tp] = machine
+                switch decision {
+                case .wait:
+                    continue
+                case .readCommitted:
+                    s.busy.insert(tp)
+                    return .readCommitted(tp)
+                case .drive(let covered):
+                    s.queues[tp] = q.count == 1 ? nil : Array(q.dropFirst())
+                    s.busy.insert(tp)
+                    return .drive(tp, b, coveredThrough: covered)
+                case .abandon(let reason):
+                    s.queues[tp] = q.count == 1 ? nil : Array(q.dropFirst())
+                    s.queuedIDs.remove(b.id)
+                    s.stagedBytes -= b.fileSize + (b.rejectedSize ?? 0)
+                    return .abandon(tp, b, reason: reason)
+                }
             }
             return nil
         }
@@ -113,13 +169,24 @@ final class UploadScheduler: Sendable {
     private func workerLoop() {
         while true {
             if state.withLock({ $0.stopping }) { return }
-            guard let (tp, b) = take() else {
+            guard let work = take() else {
                 _ = wakeup.wait(timeout: .now() + .milliseconds(200))
                 continue
             }
+            let tp: TopicPartition, b: BatchRecord, covered: Int64?
+            switch work {
+            case .abandon(_, let batch, let reason):
+                abandonFollowers([batch], reason: reason)
+                continue
+            case .readCommitted(let p):
+                readCommitted(p)
+                continue
+            case let .drive(p, batch, c):
+                (tp, b, covered) = (p, batch, c)
+            }
             var outcome: BatchStateMachine.Outcome?
             do {
-                outcome = try executor.drive(b, freshlyStaged: false)
+                outcome = try executor.drive(b, freshlyStaged: false, coveredThrough: covered)
             } catch is ExecutorStopped {
                 outcome = nil
             } catch {
@@ -131,13 +198,20 @@ final class UploadScheduler: Sendable {
                 s.busy.remove(tp)
                 s.stagedBytes -= b.fileSize + (b.rejectedSize ?? 0)
                 if outcome == nil { s.queuedIDs.remove(b.id) }   // may be queued again later
+                if let outcome {
+                    s.machines[tp, default: PartitionMachine()]
+                        .apply(.finished(start: b.startOffset, end: b.endOffset, outcome: outcome))
+                }
                 switch outcome {
                 case .committed?: s.committedBatches += 1
                 case .abandoned?, .superseded?:
-                    s.fenced.insert(tp)
+                    // The chain broke here: every queued batch of the partition follows it.
                     dropped = s.queues[tp] ?? []
                     s.queues[tp] = nil
-                    for d in dropped { s.stagedBytes -= d.fileSize + (d.rejectedSize ?? 0) }
+                    for d in dropped {
+                        s.stagedBytes -= d.fileSize + (d.rejectedSize ?? 0)
+                        s.queuedIDs.remove(d.id)
+                    }
                 default: break
                 }
                 if case .uploadedNotOwned? = outcome { s.queuedIDs.remove(b.id) }
@@ -148,7 +222,7 @@ final class UploadScheduler: Sendable {
                 onReseek(tp, b.startOffset, reason)
             case .superseded(let resumeAt)?:
                 abandonFollowers(dropped, reason: "an earlier batch of the partition was superseded")
-                onReseek(tp, resumeAt, "superseded by another writer's object ending at \(resumeAt - 1)")
+                onReseek(tp, resumeAt, "superseded by other objects ending at \(resumeAt - 1)")
             case .needsAttention(let why)?:
                 logger.error("batch needs an operator", metadata: ["batch": "\(b.id)", "range": "\(b.rangeDescription)", "reason": "\(why)"])
             default: break
@@ -156,6 +230,22 @@ final class UploadScheduler: Sendable {
             onBatchDone(b, outcome)
             wakeup.signal()
         }
+    }
+
+    /// Asks Kafka (through the poll thread) for `tp`'s committed offset and tells its machine.
+    private func readCommitted(_ tp: TopicPartition) {
+        let committed: Int64??
+        do {
+            committed = .some(try executor.offsets.committedOffset(tp).offset)
+        } catch {
+            logger.warning("cannot read the committed offset; retrying", metadata: ["partition": "\(tp)", "error": "\(error)"])
+            committed = nil
+        }
+        state.withLock { s in
+            s.busy.remove(tp)
+            if let committed { s.machines[tp, default: PartitionMachine()].apply(.committed(committed)) }
+        }
+        if committed == nil { usleep(200_000) } else { wakeup.signal() }
     }
 
     /// Later batches of a partition whose predecessor must be re-read: their offsets come after

@@ -169,4 +169,69 @@ struct ManifestTests {
             #expect(try m.countsByState() == [.staged: 1])
         }
     }
+
+    @Test("a batch may cover offsets without records (transaction markers), never more records than offsets")
+    func sparseOffsets() throws {
+        try withTemporaryDirectory { dir in
+            let m = try Manifest.open(path: dir.appendingPathComponent("manifest.sqlite").path)
+            defer { m.close() }
+            var b = sampleBatch(start: 0, end: 500)
+            b.goodCount = 498
+            b.rejectedCount = 2
+            let id = try m.insertStaged(b)
+            let row = try #require(try m.batch(id: id))
+            #expect(row.recordCount == 500)
+            #expect(row.offsetSpan == 501)
+            var tooMany = sampleBatch(start: 501, end: 600)
+            tooMany.goodCount = 101
+            #expect(throws: ManifestError.self) { try m.insertStaged(tooMany) }
+        }
+    }
+
+    @Test("a manifest written by the v1 schema (dense offsets) migrates with its batches and parts")
+    func migratesV1() throws {
+        try withTemporaryDirectory { dir in
+            let path = dir.appendingPathComponent("manifest.sqlite").path
+            // The v1 schema as the first release created it, with one batch and one part.
+            let v1 = """
+                CREATE TABLE grdb_migrations (identifier TEXT NOT NULL PRIMARY KEY);
+                INSERT INTO grdb_migrations VALUES ('v1: batches, parts, events');
+                CREATE TABLE batches (id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL,
+                  partition INTEGER NOT NULL, start_offset INTEGER NOT NULL,
+                  end_offset INTEGER NOT NULL CHECK (end_offset >= start_offset), good_count INTEGER NOT NULL,
+                  rejected_count INTEGER NOT NULL, object_key TEXT NOT NULL, rejected_key TEXT, file_path TEXT NOT NULL,
+                  file_sha256 TEXT NOT NULL, file_size INTEGER NOT NULL, rejected_path TEXT, rejected_sha256 TEXT,
+                  rejected_size INTEGER,
+                  state TEXT NOT NULL CHECK (state IN ('STAGED','UPLOADING','UPLOADED','COMMITTED','ABANDONED','SUPERSEDED')),
+                  upload_id TEXT, etag TEXT, note TEXT, created_at REAL NOT NULL, updated_at REAL NOT NULL,
+                  CHECK (good_count + rejected_count = end_offset - start_offset + 1));
+                CREATE INDEX batches_by_partition ON batches (topic, partition, start_offset);
+                CREATE INDEX batches_by_state ON batches (state);
+                CREATE TABLE parts (batch_id INTEGER NOT NULL REFERENCES batches(id) ON DELETE CASCADE,
+                  upload_id TEXT NOT NULL, part_number INTEGER NOT NULL, size INTEGER NOT NULL, checksum TEXT,
+                  etag TEXT NOT NULL, PRIMARY KEY (batch_id, upload_id, part_number));
+                CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, batch_id INTEGER,
+                  kind TEXT NOT NULL, detail TEXT NOT NULL);
+                INSERT INTO batches VALUES (7, 'logs', 0, 0, 99, 97, 3, 'k', 'rk', '/s/f', '\(String(repeating: "a", count: 64))',
+                  10, NULL, NULL, NULL, 'UPLOADING', 'u1', NULL, NULL, 1.0, 1.0);
+                INSERT INTO parts VALUES (7, 'u1', 1, 10, 'c1', 'e1');
+                """
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
+            p.arguments = [path, v1]
+            try p.run()
+            p.waitUntilExit()
+            try #require(p.terminationStatus == 0)
+            let m = try Manifest.open(path: path)
+            defer { m.close() }
+            let old = try #require(try m.batch(id: 7))
+            #expect(old.state == .uploading)
+            #expect(old.recordCount == 100)
+            #expect(try m.parts(batchID: 7, uploadID: "u1").map(\.partNumber) == [1])
+            var sparse = sampleBatch(start: 100, end: 199)
+            sparse.goodCount = 90
+            let id = try m.insertStaged(sparse)
+            #expect(id > 7)
+        }
+    }
 }
