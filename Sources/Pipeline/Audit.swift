@@ -41,6 +41,12 @@ public struct Discrepancy: Sendable, Equatable, Codable {
         case rowCountMismatch = "row_count_mismatch"
         case offsetStatsMismatch = "offset_stats_mismatch"
         case unreadableParquet = "unreadable_parquet"
+        /// A dead-letter object no delivered batch accounts for: its records are also in the
+        /// winner's dead-letter object (``DeadLetterOrphans``; `etl-recover` deletes it).
+        case orphanRejected = "orphan_rejected"
+        /// Offsets below Kafka's committed offset that no batch holds: the manifest's chain
+        /// starts after the committed offset it should start from.
+        case chainStart = "chain_start"
     }
     public var kind: Kind
     public var key: String?
@@ -145,7 +151,13 @@ public struct Auditor: Sendable {
                 }
             }
         }
-        for key in listed.keys.sorted() where known[key] == nil && !knownRejected.contains(key) {
+        let orphans = try DeadLetterOrphans.find(store: store, layout: layout).filter { listed[$0.key] != nil }
+        let orphanKeys = Set(orphans.map(\.key))
+        for o in orphans {
+            issues.append(Discrepancy(kind: .orphanRejected, key: o.key, topic: o.topic, partition: o.partition,
+                                      startOffset: o.startOffset, endOffset: o.endOffset, detail: o.reason))
+        }
+        for key in listed.keys.sorted() where known[key] == nil && !knownRejected.contains(key) && !orphanKeys.contains(key) {
             var x = Discrepancy(kind: .unknownObject, key: key, detail: "object of \(listed[key]!.size) bytes that the manifest does not know")
             if let h = heads[key] {
                 x.topic = h.metadata[BatchMetadataKey.topic]
@@ -205,6 +217,27 @@ public struct Auditor: Sendable {
                                               startOffset: b.0, endOffset: min(a.1, b.1),
                                               detail: "objects \(a.2) and \(b.2) both hold offsets \(b.0)...\(min(a.1, b.1))"))
                 }
+            }
+        }
+
+        // Where the chain starts: this manifest's first batch of a partition (in any state, even
+        // abandoned) began at a chain position, so every offset from there up to Kafka's committed
+        // offset must be in some object (ours, or another writer's found in the listing). A hole
+        // there is a loss the adjacent-batch check cannot see: committed, but never delivered.
+        for (tp, all) in Dictionary(grouping: batches, by: { TopicPartition(topic: $0.topic, partition: $0.partition) }) {
+            guard let c = committed[tp], let lowest = all.map(\.startOffset).min(), c > lowest else { continue }
+            var pos = lowest
+            let sorted = (ranges[tp] ?? []).sorted { $0.0 < $1.0 }
+            var next: Int64 = c
+            for (s, e, _) in sorted {
+                if s > pos { next = min(s, c); break }
+                pos = max(pos, e + 1)
+            }
+            let firstDelivered = byPartition[tp]?.map(\.startOffset).min() ?? c
+            if pos < next && pos < firstDelivered {
+                issues.append(Discrepancy(kind: .chainStart, key: nil, topic: tp.topic, partition: tp.partition,
+                                          startOffset: pos, endOffset: next - 1,
+                                          detail: "offsets \(pos)...\(next - 1) are in no object, but Kafka committed \(c) and this manifest's first batch of the partition started at \(lowest): those records were committed without being delivered"))
             }
         }
 

@@ -350,6 +350,7 @@ public final class Engine: @unchecked Sendable {
                 if let head = try probe(key), let end = head.metadata[BatchMetadataKey.end].flatMap({ Int64($0) }), end >= start {
                     logger.info("object already holds this start offset; skipping past it",
                                 metadata: ["key": "\(key)", "end": "\(end)"])
+                    scheduler.objectFound(tp, start: start, end: end)
                     try seek(tp, st, to: end + 1, why: "probe found \(key)")
                     return
                 }

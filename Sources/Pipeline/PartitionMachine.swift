@@ -29,6 +29,8 @@ public struct PartitionMachine: Sendable, Equatable {
         case committed(Int64?)
         /// A batch of the partition finished with `outcome`.
         case finished(start: Int64, end: Int64, outcome: BatchStateMachine.Outcome)
+        /// An object holding `[start, end]` was found (the owner's probe at its chain position).
+        case objectFound(start: Int64, end: Int64)
         /// The owner re-seeked the partition to `from` after a break: batches staged from now on
         /// start there.
         case reread(from: Int64)
@@ -97,6 +99,9 @@ public struct PartitionMachine: Sendable, Equatable {
         case .committed(let c):
             committedKnown = true
             if let c { frontier = max(frontier ?? c, c) }
+            return nil
+        case let .objectFound(start, end):
+            if let f = frontier, start <= f { frontier = max(f, end + 1) }
             return nil
         case .reread(let from):
             // The frontier never moves back: offsets below it are delivered, whoever reads them.

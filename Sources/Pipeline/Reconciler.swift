@@ -19,6 +19,8 @@ public struct RecoveryAction: Sendable, Codable, Equatable {
         case quarantineOrphanFile = "quarantine_orphan_file"
         /// Delete the leftover staged file of a final batch.
         case deleteLeftoverFile = "delete_leftover_file"
+        /// Delete a dead-letter object no delivered batch accounts for (``DeadLetterOrphans``).
+        case deleteOrphanDeadLetter = "delete_orphan_dead_letter"
         /// Kafka's committed offset is behind the manifest's committed chain: advance it.
         case advanceOffset = "advance_offset"
         /// Needs an operator: Kafka is ahead of the manifest (gap risk), a row points elsewhere...
@@ -191,7 +193,20 @@ public struct Reconciler {
             }
         }
 
-        // 4. Kafka's committed offsets against the manifest's committed chain.
+        // 4. Dead-letter objects whose batch lost its start to another writer's object, or whose
+        //    offsets another writer delivered with other cuts: their records are in the winner's
+        //    dead-letter object too. Decided from the store alone (any engine's etl-recover).
+        for o in try DeadLetterOrphans.find(store: store, layout: layout) {
+            report.actions.append(RecoveryAction(kind: .deleteOrphanDeadLetter, topic: o.topic, partition: o.partition,
+                                                 startOffset: o.startOffset, endOffset: o.endOffset, key: o.key,
+                                                 detail: "orphan dead-letter object: \(o.reason)"))
+            if !dryRun {
+                try store.deleteObject(key: o.key)
+                try manifest.logEvent(batchID: nil, kind: "DELETE_ORPHAN_DEAD_LETTER", detail: "\(o.key): \(o.reason)")
+            }
+        }
+
+        // 5. Kafka's committed offsets against the manifest's committed chain.
         if let committed {
             let done = try manifest.batches(states: [.committed])
             for (tp, list) in Dictionary(grouping: done, by: { TopicPartition(topic: $0.topic, partition: $0.partition) }) {

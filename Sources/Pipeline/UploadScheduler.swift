@@ -115,6 +115,12 @@ final class UploadScheduler: Sendable {
         wakeup.signal()
     }
 
+    /// The poll thread's probe found an object holding `[start, end]` of `tp`.
+    func objectFound(_ tp: TopicPartition, start: Int64, end: Int64) {
+        state.withLock { _ = $0.machines[tp]?.apply(.objectFound(start: start, end: end)) }
+        wakeup.signal()
+    }
+
     /// `tp` was (re)assigned, but its committed offset could not be read: the machine reads it.
     func resetChain(_ tp: TopicPartition) {
         state.withLock { $0.machines[tp] = PartitionMachine() }
