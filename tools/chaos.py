@@ -1302,7 +1302,7 @@ def s_transactional(res, work):
             res.faults += 1
             res.runs += 1
             n, left = committed_batches(dep), ", ".join(kill_phase(dep))
-            rc, out = dep.run_engine(idle="3s", timeout=120)
+            rc, out = dep.run_engine(idle="3s", timeout=60)
             res.runs += 1
             if rc != 0:
                 return f"engine exit {rc} after the kill -9: {out[-1200:]}"
@@ -1310,7 +1310,7 @@ def s_transactional(res, work):
                     f"{left}), restart to idle")
 
         def straight_run(dep):
-            rc, out = dep.run_engine(idle="3s", timeout=120)
+            rc, out = dep.run_engine(idle="3s", timeout=60)
             res.runs += 1
             return f"engine exit {rc}: {out[-1200:]}" if rc != 0 else "one run to idle"
 
