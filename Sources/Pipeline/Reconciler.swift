@@ -148,32 +148,19 @@ public struct Reconciler {
             }
         }
 
-        // 2. Staging directory: leftovers of final batches, files with no row.
-        let live = Set(all.filter { !$0.state.isFinal }.flatMap { [$0.filePath, $0.rejectedPath].compactMap { $0 } })
-        let finalFiles = Set(all.filter { $0.state == .committed || $0.state == .superseded }
-            .flatMap { [$0.filePath, $0.rejectedPath].compactMap { $0 } })
-        let stagingPrefix = (stagingDirectory as NSString).standardizingPath + "/"
-        if let walker = FileManager.default.enumerator(atPath: stagingDirectory) {
-            while let rel = walker.nextObject() as? String {
-                if rel.hasPrefix("quarantine") { continue }
-                let path = stagingDirectory + "/" + rel
-                guard rel.hasSuffix(".parquet") || rel.hasSuffix(".jsonl") || rel.hasSuffix(".tmp") else { continue }
-                if finalFiles.contains(path) || rel.hasSuffix(".tmp") {
-                    report.actions.append(RecoveryAction(kind: .deleteLeftoverFile, key: path,
-                                                         detail: rel.hasSuffix(".tmp") ? "partial file of a batch being written at the crash (its records are read again)" : "staged file of a final batch"))
-                    if !dryRun { unlink(path) }
-                } else if !live.contains(path) {
-                    report.actions.append(RecoveryAction(kind: .quarantineOrphanFile, key: path,
-                                                         detail: "staged file with no manifest row, moved to \(stagingDirectory)/quarantine"))
-                    if !dryRun {
-                        try FileManager.default.createDirectory(atPath: stagingDirectory + "/quarantine", withIntermediateDirectories: true,
-                                                                attributes: [.posixPermissions: 0o700])
-                        _ = rename(path, stagingDirectory + "/quarantine/" + (path as NSString).lastPathComponent)
-                        try manifest.logEvent(batchID: nil, kind: "QUARANTINE", detail: path)
-                    }
-                }
-            }
+        // 2. Staging directory: leftovers of final batches, files with no row (the engine's rule
+        //    at start, ``StagingJanitor``).
+        let janitor = StagingJanitor(directory: stagingDirectory)
+        let tidy = janitor.plan(files: janitor.files(), batches: try manifest.batches())
+        for d in tidy.delete {
+            report.actions.append(RecoveryAction(kind: .deleteLeftoverFile, key: d.path, detail: d.why))
         }
+        for path in tidy.quarantine {
+            report.actions.append(RecoveryAction(kind: .quarantineOrphanFile, key: path,
+                                                 detail: "staged file with no manifest row, moved to \(janitor.quarantineDirectory)"))
+        }
+        if !dryRun { try janitor.apply(tidy, manifest: manifest) }
+        let stagingPrefix = (stagingDirectory as NSString).standardizingPath + "/"
         for b in all where !b.state.isFinal && !(b.filePath as NSString).standardizingPath.hasPrefix(stagingPrefix) {
             report.actions.append(RecoveryAction(kind: .attention, batchID: b.id, topic: b.topic, partition: b.partition,
                                                  startOffset: b.startOffset, endOffset: b.endOffset, key: b.filePath,

@@ -1,0 +1,112 @@
+import Foundation
+import KafkaSource
+import Logging
+import Manifest
+import ObjectStore
+import Parquet
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The cut policy (size, age, end of partition, shutdown) and backpressure: when a batch is
+/// sealed and staged, and when a partition is paused.
+extension Engine {
+    func seal(_ tp: TopicPartition, _ st: PartitionState, reason: String) throws {
+        guard let batch = st.open else { return }
+        st.open = nil
+        guard batch.recordCount > 0 else { batch.discard(); return }
+        let sealStarted = ContinuousClock.now
+        defer { stats.sealTime += ContinuousClock.now - sealStarted }
+        let key = layout.objectKey(topic: tp.topic, partition: tp.partition, start: batch.startOffset,
+                                   startTimestampMillis: batch.startTimestampMillis)
+        let rejectedKey = batch.rejectedCount > 0
+            ? layout.rejectedKey(topic: tp.topic, partition: tp.partition, start: batch.startOffset, end: batch.endOffset,
+                                 startTimestampMillis: batch.startTimestampMillis) : nil
+        // A file cannot carry its own hash: key_value_metadata has every batch fact but the
+        // sha256, which the object metadata (and the manifest) carry.
+        var kv: [(key: String, value: String)] = [
+            (BatchMetadataKey.topic, tp.topic), (BatchMetadataKey.partition, String(tp.partition)),
+            (BatchMetadataKey.start, String(batch.startOffset)), (BatchMetadataKey.end, String(batch.endOffset)),
+            (BatchMetadataKey.records, String(batch.goodCount)), (BatchMetadataKey.rejected, String(batch.rejectedCount)),
+            (BatchMetadataKey.engineVersion, tidemarkVersion),
+        ]
+        if let rejectedKey { kv.append((BatchMetadataKey.rejectedKey, rejectedKey)) }
+        let sealed = try batch.seal(keyValueMetadata: kv)
+        st.position = batch.endOffset + 1
+        Failpoints.shared.hit(.afterStageWrite)
+        let id = try manifest.insertStaged(NewBatch(
+            topic: tp.topic, partition: tp.partition, startOffset: batch.startOffset, endOffset: batch.endOffset,
+            goodCount: batch.goodCount, rejectedCount: batch.rejectedCount, objectKey: key, rejectedKey: rejectedKey,
+            filePath: sealed.parquetPath, fileSHA256: sealed.sha256, fileSize: sealed.size,
+            rejectedPath: sealed.rejectedPath, rejectedSHA256: sealed.rejectedSHA256, rejectedSize: sealed.rejectedSize))
+        Failpoints.shared.hit(.afterManifestStaged)
+        stats.batchesSealed += 1
+        metrics.batchesStaged.add(1, ordering: .relaxed)
+        logger.debug("batch staged", metadata: ["batch": "\(id)", "partition": "\(tp)", "start": "\(batch.startOffset)",
+                                               "end": "\(batch.endOffset)", "bytes": "\(sealed.size)", "reason": "\(reason)"])
+        if let record = try manifest.batch(id: id) {
+            scheduler.enqueue(record, freshlyStaged: true)
+        }
+    }
+
+    func sealAll(reason: String) throws {
+        for (tp, st) in partitions where st.open != nil {
+            try seal(tp, st, reason: reason)
+        }
+    }
+
+    func cutAgedBatches() throws {
+        let now = ContinuousClock.now
+        for (tp, st) in partitions {
+            guard let open = st.open, now - open.openedAt >= config.batch.maxAge else { continue }
+            try seal(tp, st, reason: "age")
+        }
+    }
+
+    /// `--until-idle` (a catch-up run that exits once drained): a partition that has been at its
+    /// end (`_PARTITION_EOF`, nothing received since) for 250 ms seals its open batch instead of
+    /// waiting for the idle limit or `max_age`, so the run's last commit follows its last record.
+    /// The 250 ms keep a topic that is still being written from being cut into a batch per poll.
+    /// A continuously running engine cuts by size and age only.
+    func sealDrainedPartitions() throws {
+        let drained = consumer.partitionsAtEOF
+        let now = ContinuousClock.now
+        for (tp, st) in partitions where st.open != nil {
+            if !drained.contains(tp) {
+                st.drainedSince = nil
+            } else if let since = st.drainedSince {
+                guard now - since >= .milliseconds(250) else { continue }
+                st.drainedSince = nil
+                try seal(tp, st, reason: "end of partition")
+            } else {
+                st.drainedSince = now
+            }
+        }
+    }
+
+    // MARK: Backpressure
+
+    /// Pauses a partition while it has `max_in_flight` sealed, uncommitted batches, and every
+    /// partition while staged bytes exceed `staging.max_bytes`; resumes when they drain.
+    func applyBackpressure() throws {
+        let stagingFull = scheduler.stagedBytes > config.staging.maxBytes
+        var toPause: [TopicPartition] = []
+        var toResume: [TopicPartition] = []
+        for (tp, st) in partitions {
+            let busy = stagingFull || scheduler.pending(tp) >= config.batch.maxInFlight
+            if busy && !st.paused { toPause.append(tp) }
+            if !busy && st.paused { toResume.append(tp) }
+        }
+        if !toPause.isEmpty {
+            try consumer.pause(toPause)
+            for tp in toPause { partitions[tp]?.paused = true }
+            logger.debug("paused (backpressure)", metadata: ["partitions": "\(toPause)", "staging_full": "\(stagingFull)"])
+        }
+        if !toResume.isEmpty {
+            try consumer.resume(toResume)
+            for tp in toResume { partitions[tp]?.paused = false }
+        }
+    }
+}

@@ -1,0 +1,86 @@
+import Foundation
+import KafkaSource
+import Logging
+import Manifest
+import ObjectStore
+import Parquet
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// How the engine builds its clients: librdkafka's defaults, the S3 settings, and `--check`.
+extension Engine {
+    /// librdkafka properties the engine sets unless `[kafka.properties]` gives them: they bound
+    /// the prefetched records and keep the poll thread fed (docs/operations.md, Memory; measured
+    /// in docs/benchmarks.md). `etl-engine --help` lists them from here.
+    public static let librdkafkaDefaults: [(key: String, value: String)] = [
+        // librdkafka prefetches up to 64 MiB of records by default; half of that keeps the
+        // consumer fed and the engine's memory bounded.
+        ("queued.max.messages.kbytes", "32768"),
+        // librdkafka 2.0.2 stops fetching once `queued.min.messages` records are queued (across
+        // the consumer: the partitions' fetch queues forward to one) and re-decides only when its
+        // broker thread wakes, at most every second (2.1 added `fetch.queue.backoff.ms` for this).
+        // The queue must therefore hold about a second of records or the poll thread starves:
+        // 100,000 (librdkafka's default) capped the engine at ~130k records/s with the poll
+        // thread idle 40% of the time; 250,000 gives ~300-335k records/s. Each queued record
+        // costs ~450 bytes in librdkafka.
+        ("queued.min.messages", "250000"),
+        // A fetch response stays in memory until its last record is consumed, and librdkafka
+        // may fetch once more just below the threshold: 50 MiB responses (its default) made peak
+        // RSS grow with the partition count (48 partitions: 279-323 MiB). 2 MiB responses pay
+        // for the larger queue: 48 partitions 229-243 MiB. librdkafka raises it to
+        // `message.max.bytes` if that is larger, and always returns at least one record.
+        ("fetch.max.bytes", "2097152"),
+        // librdkafka keeps one Fetch in flight per broker, and a broker holds a Fetch for up to
+        // `fetch.wait.max.ms` when its partitions have nothing new (for example when the
+        // partitions with data are paused by backpressure or were not fetchable yet); until it
+        // answers, no partition on that broker is fetched. 100 ms instead of librdkafka's 500:
+        // 3,000,000 records over 48 partitions to moto, 5 runs each, 324-334k -> 339-358k
+        // records/s (10 ms: 343-372k, but up to 100 Fetch requests a second per broker when idle).
+        ("fetch.wait.max.ms", "100"),
+    ]
+
+    /// Adds each of ``librdkafkaDefaults`` that `properties` does not set; the user's values win.
+    public static func applyLibrdkafkaDefaults(to properties: inout [String: String]) {
+        for (key, value) in librdkafkaDefaults where properties[key] == nil {
+            properties[key] = value
+        }
+    }
+
+    /// The S3 settings of the configuration.
+    public static func s3Configuration(_ c: EngineConfig) -> S3Configuration {
+        var s3 = S3Configuration(bucket: "")
+        s3.region = c.sink.region
+        s3.endpoint = c.sink.endpoint
+        s3.pathStyle = c.sink.pathStyle ?? (c.sink.endpoint != nil)
+        if let k = c.sink.accessKeyID, let s = c.sink.secretAccessKey {
+            s3.credentials = AWSCredentials(accessKeyID: k, secretAccessKey: s, sessionToken: nil)
+        }
+        switch c.sink.sse {
+        case "AES256": s3.serverSideEncryption = .aes256
+        case "aws:kms": s3.serverSideEncryption = .kms(keyID: c.sink.sseKMSKeyID)
+        default: s3.serverSideEncryption = .none
+        }
+        s3.caBundle = c.sink.caBundle
+        s3.requestTimeout = TimeInterval(c.sink.requestTimeout.components.seconds)
+        return s3
+    }
+}
+
+extension Engine {
+    /// `--check`: the manifest opened (lock, quick_check) in init; now the object store answers a
+    /// listing and Kafka answers a metadata request for every configured topic.
+    public func check() throws {
+        _ = try store.listObjects(prefix: layout.prefix, startAfter: nil, continuationToken: nil, maxKeys: 1)
+        let kc = KafkaConsumerConfig(bootstrapServers: config.kafka.brokers, groupID: config.kafka.groupID,
+                                     topics: config.kafka.topics, properties: config.kafka.properties)
+        let probe = try KafkaConsumer(config: kc, rebalanceHandler: nil, logger: logger)
+        defer { try? probe.close(timeout: .seconds(5)) }
+        for topic in config.kafka.topics where !topic.hasPrefix("^") {
+            _ = try probe.watermarks(TopicPartition(topic: topic, partition: 0), cached: false, timeout: .seconds(10))
+        }
+        manifest.close()
+    }
+}
