@@ -137,7 +137,10 @@ extension Engine {
             "topic": "\(tp.topic)", "partition": "\(tp.partition)", "lost": "\(lost.lowerBound)...\(lost.upperBound)",
             "records": "\(count)", "log_start": "\(logStart)",
             "action": "\(fail ? "stopping (on_data_loss = fail): nothing past the hole is committed; set on_data_loss = \"report\" to go on" : "going on after the hole (on_data_loss = report)")"])
-        guard fail else { return true }
+        guard fail else {
+            scheduler.lost(tp, start: lost.lowerBound, end: lost.upperBound)
+            return true
+        }
         partitions[tp]?.halted = true
         fatalExit = EngineExit.dataLoss
         requestStop()

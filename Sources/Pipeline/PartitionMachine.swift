@@ -36,6 +36,9 @@ public struct PartitionMachine: Sendable, Equatable {
         case finished(start: Int64, end: Int64, outcome: BatchStateMachine.Outcome)
         /// An object holding `[start, end]` was found (the owner's probe at its chain position).
         case objectFound(start: Int64, end: Int64)
+        /// Offsets `[start, end]` were deleted by retention before they were delivered and the
+        /// operator chose to go on (`on_data_loss = report`): the chain continues past them.
+        case lost(start: Int64, end: Int64)
         /// The owner re-seeked the partition to `from` after a break: batches staged from now on
         /// start there.
         case reread(from: Int64)
@@ -116,7 +119,7 @@ public struct PartitionMachine: Sendable, Equatable {
             brokenAt = nil
             joinDelivered()
             return nil
-        case let .objectFound(start, end):
+        case let .objectFound(start, end), let .lost(start, end):
             delivered(start...end)
             return nil
         case .reread(let from):

@@ -121,6 +121,12 @@ final class UploadScheduler: Sendable {
         wakeup.signal()
     }
 
+    /// Offsets `[start, end]` of `tp` were lost to retention and the engine goes on past them.
+    func lost(_ tp: TopicPartition, start: Int64, end: Int64) {
+        state.withLock { _ = $0.machines[tp, default: PartitionMachine()].apply(.lost(start: start, end: end)) }
+        wakeup.signal()
+    }
+
     /// `tp` was (re)assigned, but its committed offset could not be read: a break is healed (the
     /// owner reads from the committed offset) and the frontier kept.
     func resetChain(_ tp: TopicPartition) {
