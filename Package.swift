@@ -211,7 +211,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PipelineTests",
-            dependencies: ["Pipeline", "Manifest", "TestSupport"]
+            dependencies: ["Pipeline", "Manifest", "ObjectStore", "TestSupport", .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(
             name: "FileProducerTests",

@@ -46,6 +46,8 @@ public final class BatchExecutor: Sendable {
     let logger: Logger
     let failpoints: Failpoints
     let stopping: Atomic<Bool>
+    /// Retried step failures by kind, for metrics.
+    public let retries = RetryCounters()
     /// Bytes uploaded (parts and whole objects), for metrics.
     public let bytesUploaded = Atomic<Int64>(0)
     /// Microseconds spent in each kind of step, summed over workers (they overlap in time): the
@@ -119,32 +121,17 @@ public final class BatchExecutor: Sendable {
                 meta.debug("batch finished", metadata: ["outcome": "\(outcome)"])
                 return outcome
             }
-            let observation = try withRetry(step, logger: meta) { try perform(step, batch: &current) }
+            let observation = try withRetry("\(step)", logger: meta) { try perform(step, batch: &current) }
             step = machine.next(observation)
         }
     }
 
-    private func withRetry<T>(_ step: BatchStateMachine.Step, logger: Logger, _ body: () throws -> T) throws -> T {
-        var delay = 0.2
-        var attempt = 0
-        while true {
-            do {
-                return try body()
-            } catch let error as ManifestError {
-                throw error // a manifest refusal is a logic error: never retried blindly
-            } catch {
-                attempt += 1
-                if stopping.load(ordering: .relaxed) { throw ExecutorStopped() }
-                logger.warning("step failed; retrying", metadata: [
-                    "step": "\(step)", "attempt": "\(attempt)", "error": "\(error)", "retry_in_s": "\(delay)"])
-                let until = Date().addingTimeInterval(delay * Double.random(in: 0.5...1.0))
-                while Date() < until {
-                    if stopping.load(ordering: .relaxed) { throw ExecutorStopped() }
-                    usleep(50_000)
-                }
-                delay = min(delay * 2, 30)
-            }
-        }
+    /// Runs a step (or the engine's probe) under the engine's one retry loop (``RetryLoop``):
+    /// transient failures are retried until the executor stops, permanent ones end it with
+    /// ``PermanentStoreError``.
+    func withRetry<T>(_ step: String, logger: Logger, _ body: () throws -> T) throws -> T {
+        try RetryLoop().run(step, logger: logger, stopping: { stopping.load(ordering: .relaxed) },
+                            onStop: { ExecutorStopped() }, retried: { retries.add($0) }, body)
     }
 
     private func perform(_ step: BatchStateMachine.Step, batch b: inout BatchRecord) throws -> BatchStateMachine.Observation {

@@ -27,6 +27,8 @@ extension Engine {
                 scheduler.reread(tp, from: offset)
             case .batchDone:
                 break
+            case .fatal(let e):
+                stopFatally(e)
             }
         }
     }

@@ -104,18 +104,14 @@ extension Engine {
         }
     }
 
-    /// HEAD with retries: the probe decides whether data is written twice, so it never guesses.
+    /// HEAD under the engine's one retry loop: the probe decides whether data is written twice,
+    /// so it never guesses; a permanent refusal stops the engine (``PermanentStoreError``).
     func probe(_ key: String) throws -> ObjectInfo? {
-        var delay = 0.2
-        while true {
-            do {
-                return try store.headObject(key: key)
-            } catch {
-                if stopRequested.load(ordering: .relaxed) { throw error }
-                logger.warning("S3 probe failed; retrying", metadata: ["key": "\(key)", "error": "\(error)"])
-                usleep(UInt32(delay * 1_000_000))
-                delay = min(delay * 2, 10)
-            }
+        let executor = self.executor
+        return try RetryLoop().run("probe \(key)", logger: logger,
+                                   stopping: { stopRequested.load(ordering: .relaxed) || executor.stopping.load(ordering: .relaxed) },
+                                   onStop: { ExecutorStopped() }, retried: { executor.retries.add($0) }) {
+            try store.headObject(key: key)
         }
     }
 

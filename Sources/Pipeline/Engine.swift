@@ -23,6 +23,9 @@ public enum EngineExit {
     /// Records were deleted by retention before they were delivered and `[kafka] on_data_loss`
     /// is `fail`.
     public static let dataLoss: Int32 = 4
+    /// The object store refused a step permanently (access denied, no such bucket, bad
+    /// credentials, KMS refusal): retrying cannot fix it.
+    public static let storeRefused: Int32 = 5
 }
 
 /// The running pipeline: Kafka → parse → Parquet staging → manifest → object store → offset
@@ -79,6 +82,7 @@ public final class Engine: @unchecked Sendable {
     enum Event: Sendable {
         case reseek(TopicPartition, Int64, String)
         case batchDone(TopicPartition)
+        case fatal(PermanentStoreError)
     }
 
     /// Events from upload workers to the poll thread.
@@ -152,7 +156,8 @@ public final class Engine: @unchecked Sendable {
                 default: break
                 }
                 events.post(.batchDone(TopicPartition(topic: b.topic, partition: b.partition)))
-            })
+            },
+            onFatal: { e in events.post(.fatal(e)) })
     }
 
 
@@ -170,7 +175,7 @@ public final class Engine: @unchecked Sendable {
             let metrics = self.metrics
             let executor = self.executor
             metricsServer = try MetricsServer(host: config.engine.metricsHost, port: config.engine.metricsPort, logger: logger) {
-                metrics.render(bytesUploaded: executor.bytesUploaded.load(ordering: .relaxed))
+                metrics.render(bytesUploaded: executor.bytesUploaded.load(ordering: .relaxed), retries: executor.retries.snapshot)
             }
             logger.info("metrics at http://\(config.engine.metricsHost):\(metricsServer!.port)/metrics")
         }
@@ -211,9 +216,15 @@ public final class Engine: @unchecked Sendable {
             var firstInPoll: ContinuousClock.Instant?
             // One wall-clock reading per poll: every record of the poll gets it as ingest_time.
             pollIngestMicros = Int64(Date().timeIntervalSince1970 * 1_000_000)
-            let n = try consumer.pollBatch(maxMessages: 5000, timeout: busy ? .milliseconds(2) : .milliseconds(100)) { message in
-                if firstInPoll == nil { firstInPoll = .now }
-                try self.handle(message)
+            let n: Int
+            do {
+                n = try consumer.pollBatch(maxMessages: 5000, timeout: busy ? .milliseconds(2) : .milliseconds(100)) { message in
+                    if firstInPoll == nil { firstInPoll = .now }
+                    try self.handle(message)
+                }
+            } catch let e as PermanentStoreError {
+                stopFatally(e)
+                break
             }
             if let firstInPoll { stats.pollTime += ContinuousClock.now - firstInPoll }
             if n == 0 {
@@ -278,10 +289,26 @@ public final class Engine: @unchecked Sendable {
 
     // MARK: Shutdown
 
+    /// The store refused a step permanently: stop with ``EngineExit/storeRefused``, saying what
+    /// to check. Everything durable stays in the manifest for the next start.
+    func stopFatally(_ e: PermanentStoreError) {
+        if fatalExit == nil {
+            logger.critical("\(e.description) Stopping (exit \(EngineExit.storeRefused)); the manifest keeps every batch for the next start.")
+        }
+        fatalExit = fatalExit ?? EngineExit.storeRefused
+        requestStop()
+    }
+
     func shutdown() throws {
         logger.info("stopping: sealing open batches and waiting for commits")
-        try sealAll(reason: "shutdown")
-        while scheduler.pendingTotal > 0 {
+        if fatalExit == EngineExit.storeRefused {
+            // Uploads cannot succeed: leave the open batches unsealed (their records are read
+            // again) and the staged ones in the manifest for the next start.
+            for st in partitions.values { st.open?.discard(); st.open = nil }
+        } else {
+            try sealAll(reason: "shutdown")
+        }
+        while scheduler.pendingTotal > 0 && fatalExit != EngineExit.storeRefused {
             offsets.serve(wait: .milliseconds(50))
             drainEvents()
         }

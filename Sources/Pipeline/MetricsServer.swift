@@ -117,7 +117,7 @@ public final class EngineMetrics: Sendable {
     public init() {}
 
     /// Prometheus text exposition of every metric.
-    func render(bytesUploaded: Int64) -> String {
+    func render(bytesUploaded: Int64, retries: [String: Int] = [:]) -> String {
         var out = ""
         func metric(_ name: String, _ type: String, _ help: String, _ samples: [(String, String)]) {
             out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
@@ -136,6 +136,9 @@ public final class EngineMetrics: Sendable {
         metric("tidemark_data_loss_records_total", "counter",
                "Offsets deleted by retention before they were delivered (each range is also in the manifest and the log).",
                [("", "\(dataLossRecords.load(ordering: .relaxed))")])
+        metric("tidemark_retries_total", "counter",
+               "Retried failures of commit-protocol steps and probes, by kind (throttled, transient, notFound, other...).",
+               retries.sorted { $0.key < $1.key }.map { ("{kind=\"\($0.key)\"}", "\($0.value)") })
         metric("tidemark_batch_commit_seconds", "summary", "Time from a batch sealed to its offsets committed.", [
             ("_sum", String(format: "%.6f", Double(uploadSeconds.load(ordering: .relaxed)) / 1e6)),
             ("_count", "\(uploadCount.load(ordering: .relaxed))"),

@@ -40,15 +40,19 @@ final class UploadScheduler: Sendable {
     let onReseek: @Sendable (TopicPartition, Int64, String) -> Void
     /// Called (from a worker thread) after each batch finishes, whatever the outcome.
     let onBatchDone: @Sendable (BatchRecord, BatchStateMachine.Outcome?) -> Void
+    /// Called (from a worker thread) when the store refused a step permanently.
+    let onFatal: @Sendable (PermanentStoreError) -> Void
     private let threads: Int
 
     init(executor: BatchExecutor, workers: Int, logger: Logger,
          onReseek: @escaping @Sendable (TopicPartition, Int64, String) -> Void,
-         onBatchDone: @escaping @Sendable (BatchRecord, BatchStateMachine.Outcome?) -> Void) {
+         onBatchDone: @escaping @Sendable (BatchRecord, BatchStateMachine.Outcome?) -> Void,
+         onFatal: @escaping @Sendable (PermanentStoreError) -> Void = { _ in }) {
         self.executor = executor
         self.logger = logger
         self.onReseek = onReseek
         self.onBatchDone = onBatchDone
+        self.onFatal = onFatal
         self.threads = max(1, workers)
     }
 
@@ -205,6 +209,10 @@ final class UploadScheduler: Sendable {
             do {
                 outcome = try executor.drive(b, freshlyStaged: false, coveredThrough: covered)
             } catch is ExecutorStopped {
+                outcome = nil
+            } catch let e as PermanentStoreError {
+                logger.error("batch failed permanently", metadata: ["batch": "\(b.id)", "range": "\(b.rangeDescription)", "error": "\(e)"])
+                onFatal(e)
                 outcome = nil
             } catch {
                 logger.error("batch failed", metadata: ["batch": "\(b.id)", "range": "\(b.rangeDescription)", "error": "\(error)"])

@@ -69,7 +69,11 @@ struct EngineCommand: ParsableCommand {
             Exit codes: 0 stopped cleanly (or --until-idle drained everything assigned); 1 runtime \
             failure; 2 configuration or start-up error (the message names the key, file or \
             address at fault); 3 --until-idle and no partition was assigned within \
-            --assignment-timeout; 4 records lost to retention and on_data_loss = "fail".
+            --assignment-timeout; 4 records lost to retention and on_data_loss = "fail"; 5 the \
+            object store refused a step permanently (access denied, no such bucket, bad \
+            credentials, KMS): the message says what to check. Transient failures (5xx, \
+            throttling, timeouts) are retried with exponential backoff and jitter (at most 30 s \
+            apart), counted in tidemark_retries_total.
             """
     )
 
