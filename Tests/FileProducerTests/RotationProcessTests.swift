@@ -223,4 +223,75 @@ struct RotationProcessTests {
             #expect(v.ok, "\(v.raw)")
         }
     }
+
+    @Test("case 4: copytruncate while lines are unread (producer stopped) and the file is refilled past the old position: every line once, no fragment")
+    func copyTruncateLive() throws {
+        let stack = try LocalStack.current()
+        try withTemporaryDirectory { dir in
+            let topic = uniqueName("produce-copytrunc")
+            let log = dir.appendingPathComponent("app.log").path
+            let state = dir.appendingPathComponent("state").path
+            try Self.writeLines(log, 1000, serial: 0)
+            let child = try Self.startFollowing(Self.args(stack, log, state, topic), dir: dir, name: "live")
+            let size = UInt64(try FileManager.default.attributesOfItem(atPath: log)[.size] as! Int)
+            let deadline = Date().addingTimeInterval(30)
+            while Date() < deadline {
+                if let cp = try? CheckpointStore(directory: state, lock: false).load(), cp.offset == size { break }
+                usleep(20_000)
+            }
+            // Frozen (as if blocked on a down broker) while lines are written, copied, truncated
+            // and the file refilled past the old read position.
+            kill(child.pid, SIGSTOP)
+            try Self.writeLines(log, 300, serial: 1000)
+            try FileManager.default.copyItem(atPath: log, toPath: log + ".1")
+            #expect(truncate(log, 0) == 0)
+            try Self.writeLines(log, 1500, serial: 1300)
+            kill(child.pid, SIGCONT)
+            let v = try Self.verifyThenStop(child, stack, topic: topic, expect: 2800, files: [log + ".1", log])
+            #expect(v.ok, "not exactly once: \(v.raw) \(child.stderr.suffix(1500))")
+        }
+    }
+
+    @Test("case 4: copytruncate while the producer is down: the copy's unread lines are read on restart")
+    func copyTruncateWhileDown() throws {
+        let stack = try LocalStack.current()
+        try withTemporaryDirectory { dir in
+            let topic = uniqueName("produce-copydown")
+            let log = dir.appendingPathComponent("app.log").path
+            let state = dir.appendingPathComponent("state").path
+            let args = Self.args(stack, log, state, topic)
+            try Self.writeLines(log, 1000, serial: 0)
+            let first = try runProcess(produce, args + ["--exit-at-eof"], timeout: 60)
+            #expect(first.status == 0, "\(first.stderr.suffix(1500))")
+            try Self.writeLines(log, 300, serial: 1000)
+            try FileManager.default.copyItem(atPath: log, toPath: log + ".1")
+            #expect(truncate(log, 0) == 0)
+            try Self.writeLines(log, 200, serial: 1300)
+            let second = try runProcess(produce, args + ["--exit-at-eof"], timeout: 60)
+            #expect(second.status == 0, "\(second.stderr.suffix(1500))")
+            #expect(summary(second.stdout)["sent"] as? Int == 500, "\(second.stdout)")
+            let v = try verify(stack, topic: topic, expect: 1500, files: [log + ".1", log], timeout: 25)
+            #expect(v.ok, "not exactly once: \(v.raw)")
+        }
+    }
+
+    @Test("case 5: a file switch every ~40 ms while following (etl-loggen rotating, nothing deleted): every line once")
+    func rotationStress() throws {
+        let stack = try LocalStack.current()
+        try withTemporaryDirectory { dir in
+            let topic = uniqueName("produce-stress")
+            let log = dir.appendingPathComponent("app.log").path
+            let state = dir.appendingPathComponent("state").path
+            let args = Self.args(stack, log, state, topic) + ["--key", "serial"]
+            // ~180 lines per file at 4,500 lines/s: a rotation every ~40 ms for 6 s.
+            let writer = try Child(loggen, ["--out", log, "--lines", "27000", "--rate", "4500", "--seed", "5",
+                                            "--rotate-bytes", "20000", "--keep", "1000"], logDirectory: dir, name: "loggen")
+            let child = try Child(produce, args, logDirectory: dir, name: "stress")
+            #expect(writer.wait(seconds: 60) == 0, "etl-loggen failed: \(writer.stderr)")
+            let files = logFiles(log)
+            #expect(files.count > 100, "expected > 100 rotations: \(files.count)")
+            let v = try Self.verifyThenStop(child, stack, topic: topic, expect: 27000, files: files)
+            #expect(v.ok, "not exactly once: \(v.raw.prefix(2000)) \(child.stderr.suffix(1500))")
+        }
+    }
 }
