@@ -229,7 +229,8 @@ struct ProducerProcessTests {
 
             let help = try runProcess(produce, ["--help"])
             for word in ["--file", "--topic", "--brokers", "--partition", "--key", "--state", "--max-line-bytes",
-                         "--exit-at-eof", "--until-idle", "tidemark.file", "Exit codes", "Examples"] {
+                         "--exit-at-eof", "--until-idle", "--start-from", "--rotated-glob", "tidemark.file",
+                         "tidemark.fileid", "copytruncate", "Exit codes", "Examples"] {
                 #expect(help.stdout.contains(word), "--help lacks \(word)")
             }
             #expect(try runProcess(produce, ["--file", log]).status == 64)

@@ -294,4 +294,58 @@ struct RotationProcessTests {
             #expect(v.ok, "not exactly once: \(v.raw.prefix(2000)) \(child.stderr.suffix(1500))")
         }
     }
+
+    @Test("upgrade: a version-1 checkpoint (no file identity) resumes exactly; records without tidemark.fileid count for that file")
+    func upgradeFromVersion1() throws {
+        let stack = try LocalStack.current()
+        try withTemporaryDirectory { dir in
+            let topic = uniqueName("produce-upgrade")
+            let log = dir.appendingPathComponent("app.log").path
+            let state = dir.appendingPathComponent("state").path
+            try Self.writeLines(log, 100, serial: 0)
+            // An older etl-produce sent the first 60 lines (no tidemark.fileid header) and had
+            // checkpointed after 40 when it was killed.
+            let script = """
+                import hashlib, sys
+                from confluent_kafka import Producer
+                path, bootstrap, topic = sys.argv[1:4]
+                data = open(path, "rb").read()
+                fp = hashlib.sha256(data[:1024]).hexdigest()
+                p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all"})
+                start, ends = 0, []
+                for number in range(1, 61):
+                    nl = data.index(b"\\n", start)
+                    p.produce(topic, value=data[start:nl], partition=0, headers=[
+                        ("tidemark.file", fp.encode()), ("tidemark.offset", str(start).encode()),
+                        ("tidemark.end", str(nl + 1).encode()), ("tidemark.line", str(number).encode())])
+                    ends.append(nl + 1)
+                    start = nl + 1
+                assert p.flush(30) == 0
+                print(ends[39], fp)
+                """
+            let r = try runProcess("/usr/bin/env", ["python3", "-c", script, log, stack.kafkaBootstrap, topic], timeout: 60)
+            #expect(r.status == 0, "\(r.stderr)")
+            let parts = r.stdout.split(separator: " ").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
+            let offset40 = try #require(parts.first.flatMap { UInt64($0) })
+            var st = stat()
+            #expect(stat(log, &st) == 0)
+            var cp = Checkpoint(path: log, device: UInt64(st.st_dev), inode: UInt64(st.st_ino), fingerprint: parts.last,
+                                fingerprintLength: 1024, offset: offset40, line: 40)
+            cp.version = 1
+            cp.tailLength = nil
+            do {
+                let store = try CheckpointStore(directory: state)
+                try store.save(cp)
+            }
+            let again = try runProcess(produce, Self.args(stack, log, state, topic) + ["--exit-at-eof"], timeout: 60)
+            #expect(again.status == 0, "\(again.stderr.suffix(1500))")
+            let s = summary(again.stdout)
+            #expect(s["sent"] as? Int == 40, "\(again.stdout)")
+            #expect(s["alreadyInKafka"] as? Int == 20, "\(again.stdout)")
+            let stored = try CheckpointStore(directory: state, lock: false).load()
+            #expect(stored?.version == 2 && stored?.fileID != nil)
+            let v = try verify(stack, topic: topic, expect: 100, files: [log], timeout: 20)
+            #expect(v.ok, "\(v.raw)")
+        }
+    }
 }
