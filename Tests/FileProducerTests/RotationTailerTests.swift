@@ -1,5 +1,6 @@
 @testable import FileProducer
 import Foundation
+import Logging
 import TestSupport
 import Testing
 
@@ -19,7 +20,8 @@ struct RotationTailerTests {
         try withTemporaryDirectory { dir in
             let path = dir.appendingPathComponent("app.log").path
             try append(path, "\(Self.pad("f"))\nF2\n")
-            let t = FileTailer(path: path, resume: nil, logger: quietLogger)
+            let log = CapturingLogHandler()
+            let t = FileTailer(path: path, resume: nil, logger: log.logger)
             #expect(try drain(t).texts == [Self.pad("f"), "F2"])
             // Two rotations while the tailer sleeps; then the oldest (the tailer's file) is deleted.
             try FileManager.default.moveItem(atPath: path, toPath: path + ".1")
@@ -29,6 +31,9 @@ struct RotationTailerTests {
             try append(path, "\(Self.pad("h"))\nH2\n")
             try FileManager.default.removeItem(atPath: path + ".2")
             #expect(try drain(t).texts == [Self.pad("g"), "G2", Self.pad("h"), "H2"])
+            let errors = log.messages(at: .error)
+            #expect(errors.count == 1 && errors[0].contains("no longer") && errors[0].contains(path + ".1"),
+                    "a vanished file is an error naming what is read next: \(errors)")
         }
     }
 
