@@ -789,7 +789,8 @@ def s_file_producer(res, work):
     order (tools/verify_produce.py, confluent-kafka). Phase 2 (issue #23, its own directory and
     topic): rotations while the producer is down, each after a kill -9: a new file with the
     same 11-line header (rename to a dated name), dateext with unread lines, and copytruncate
-    with unread lines and the same header in the truncated file."""
+    with unread lines and the same header in the truncated file; then a copytruncate while the
+    producer runs but is blocked on a down broker, the file refilled past its read offset."""
     lines = 40_000 if not ARGS.short else 20_000
     with Stack(os.path.join(work, "stack"), [("fp", 4), ("fp2", 4)]) as st:
         d = os.path.join(work, "fileproducer")
@@ -887,9 +888,27 @@ def s_file_producer(res, work):
                 write_lines(300, head=step == "same header")
             files2.append(f"{log2}-{name}")
             kinds[f"{step} rotation while down"] += 1
-        files2.append(log2)
+        # copytruncate while the producer runs but is blocked on a down broker: when it reads on
+        # at its old offset, the file holds other bytes there (refilled past it).
         prod = start_producer(log2, "fp2", state2)
+        time.sleep(3)
+        res.check(st.ctl("broker-down 1") == "ok", "broker-down refused")
+        write_lines(250)
+        time.sleep(1.5)
+        shutil.copyfile(log2, f"{log2}-20261124")
+        files2.append(f"{log2}-20261124")
+        os.truncate(log2, 0)
+        write_lines(400, head=True)
+        time.sleep(1.5)
+        res.check(st.ctl("broker-up 1") == "ok", "broker-up refused")
+        res.faults += 2
+        kinds["copytruncate across broker-down"] += 1
+        files2.append(log2)
         rc = PROCS.wait(prod, 300)
+        if rc != 0:
+            res.notes.append(f"etl-produce (phase 2) exited {rc} across the broker outage; restarted")
+            prod = start_producer(log2, "fp2", state2)
+            rc = PROCS.wait(prod, 300)
         res.check(rc == 0, f"etl-produce (phase 2) exit {rc}: {tail(prod.log_path, 600)}")
 
         totals = []
