@@ -125,6 +125,15 @@ public final class CheckpointStore {
             guard checkpoint.version == 1 || checkpoint.version == 2 else {
                 throw FileProducerError.corruptCheckpoint(path: path, reason: "unknown version \(checkpoint.version)")
             }
+            guard (0...FileTailer.fingerprintBytes).contains(checkpoint.fingerprintLength) else {
+                throw FileProducerError.corruptCheckpoint(
+                    path: path, reason: "fingerprintLength \(checkpoint.fingerprintLength) is not in 0...\(FileTailer.fingerprintBytes)")
+            }
+            if let tail = checkpoint.tailLength,
+               !(0...FileTailer.tailBytes).contains(tail) || UInt64(tail) > checkpoint.offset {
+                throw FileProducerError.corruptCheckpoint(
+                    path: path, reason: "tailLength \(tail) is not in 0...\(FileTailer.tailBytes) or exceeds offset \(checkpoint.offset)")
+            }
             return checkpoint
         } catch let error as FileProducerError {
             throw error
