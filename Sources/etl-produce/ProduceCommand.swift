@@ -28,8 +28,8 @@ struct ProduceCommand: ParsableCommand {
             reads every newer one, then app.log (--start-from oldest, the default), or at offset 0 \
             of app.log only (--start-from current).
 
-            Progress is kept in --state DIR (checkpoint.json: file device+inode+fingerprint, byte \
-            offset, line number; written atomically, only after Kafka acknowledged every line up to \
+            Progress is kept in --state DIR (checkpoint.json: file identity, device+inode, \
+            fingerprint, byte offset, line number, hash of the bytes before the offset; written atomically, only after Kafka acknowledged every line up to \
             it). On start, before sending anything, the last records of each target partition are \
             read, and a line of the checkpointed file is sent only if its end offset is beyond both \
             the checkpoint and the newest record with that file's identity in its partition. So a crash (even kill -9) between \
@@ -54,8 +54,8 @@ struct ProduceCommand: ParsableCommand {
                   --partition 2 --state ./state --until-idle 5s
               # rotated files named app-2026-11-26.log (dates sort by age);
               # a first start reads app.log only
-              etl-produce --file app.log --topic logs --brokers kafka:9092 --state ./state \\
-                  --rotated-glob 'app-*.log' --start-from current
+              etl-produce --file app.log --topic logs --brokers kafka:9092 \\
+                  --state ./state --rotated-glob 'app-*.log' --start-from current
 
             Exit codes: 0 stopped by a signal, or --exit-at-eof / --until-idle reached; 1 runtime \
             failure (Kafka unreachable or delivery/flush failed, read error; a restart resumes \
@@ -106,7 +106,7 @@ struct ProduceCommand: ParsableCommand {
     var untilIdle: String?
 
     @Option(help: ArgumentHelp(
-        "Without a checkpoint: 'oldest' (default) reads the rotated siblings oldest first, then the file; 'current' starts at offset 0 of the file.",
+        "Without a checkpoint: 'oldest' reads the rotated siblings oldest first, then the file; 'current' starts at offset 0 of the file.",
         valueName: "oldest|current"))
     var startFrom: String = "oldest"
 
