@@ -234,6 +234,10 @@ struct ProducerProcessTests {
                 #expect(help.stdout.contains(word), "--help lacks \(word)")
             }
             #expect(try runProcess(produce, ["--file", log]).status == 64)
+            for bad in [["--start-from", "newest"], ["--rotated-glob", "logs/app.log.*"], ["--rotated-glob", ""]] {
+                let r = try runProcess(produce, args + bad)
+                #expect(r.status == 64 && r.stderr.contains(bad[0]), "\(bad): \(r.status) \(r.stderr)")
+            }
         }
     }
 }
