@@ -7,7 +7,10 @@ etl-produce holds every line of the given log files exactly once and in order.
 Reads the whole topic (earliest offsets, no group commits) until N records arrived and then
 --settle seconds pass without another one (so extra records are seen too), or --timeout.
 Each record must carry etl-produce's headers (tidemark.file, tidemark.offset, tidemark.end,
-tidemark.line). A file's fingerprint is the SHA-256 of its first min(1024, size) bytes.
+tidemark.line; tidemark.fileid from producers that set it). A file's fingerprint is the SHA-256
+of its first min(1024, size) bytes, or of a shorter prefix (a file fingerprinted while short).
+Several files may share a fingerprint (identical headers): records are grouped by tidemark.fileid (the producer's identity of one file) and each group is
+matched to the file whose lines it equals, preferring a file no other group matched.
 Checks, per file: every line (newline-terminated, or the unterminated last one) is present
 exactly once; the record's value equals the line's bytes without the newline; its line number
 is right; within each partition the file's lines appear in increasing offset order.
@@ -25,8 +28,12 @@ from confluent_kafka import Consumer, KafkaError
 
 
 def file_lines(path):
+    """The file's possible fingerprints and its lines. etl-produce fingerprints a file over its
+    first 1024 bytes, or over fewer when the file stayed shorter for a while (it may have grown
+    since), so every prefix of 1..1024 bytes is a candidate."""
     data = open(path, "rb").read()
-    fp = hashlib.sha256(data[:1024]).hexdigest()
+    fp = {hashlib.sha256(data[:k]).hexdigest() for k in range(1, min(1024, len(data)) + 1)}
+    fp.add(hashlib.sha256(data[:1024]).hexdigest())
     lines = {}
     start, number = 0, 0
     while start < len(data):
@@ -48,10 +55,13 @@ def main():
     ap.add_argument("files", nargs="+")
     args = ap.parse_args()
 
-    files = {}
+    files = []   # (path, fingerprint, lines)
+    by_fp = defaultdict(list)
     for path in args.files:
         fp, lines = file_lines(path)
-        files[fp] = (path, lines)
+        for f in fp:
+            by_fp[f].append(len(files))
+        files.append((path, fp, lines))
 
     c = Consumer({"bootstrap.servers": args.bootstrap, "group.id": "verify-" + uuid.uuid4().hex,
                   "enable.auto.commit": False, "auto.offset.reset": "earliest"})
@@ -75,9 +85,7 @@ def main():
         c.close()
 
     problems = defaultdict(list)
-    seen = defaultdict(set)
-    last_offset = {}
-    records.sort(key=lambda r: (r[0], r[1]))
+    parsed = []
     for partition, kafka_offset, headers, value in records:
         try:
             fp = headers["tidemark.file"].decode()
@@ -87,22 +95,49 @@ def main():
         except (KeyError, ValueError):
             problems["no_headers"].append([partition, kafka_offset])
             continue
-        if fp not in files:
+        group = headers["tidemark.fileid"].decode() if "tidemark.fileid" in headers else "fp:" + fp
+        parsed.append((partition, kafka_offset, fp, start, end, number, value, group))
+
+    # Which file each group of records came from: among the files with the records' fingerprint,
+    # those whose lines all of the group's records equal (any of them when none does).
+    groups = defaultdict(list)
+    for r in parsed:
+        groups[r[7]].append(r)
+    owner, claimed = {}, set()
+    candidates = {}
+    for g, rs in groups.items():
+        fps = {r[2] for r in rs}
+        pool = [i for fp in fps for i in by_fp.get(fp, [])]
+        fits = [i for i in set(pool) if all(files[i][2].get(r[3]) == (r[4], r[5], r[6]) for r in rs)]
+        candidates[g] = fits or pool
+    for g in sorted(candidates, key=lambda g: (len(candidates[g]), g)):
+        pool = sorted(set(candidates[g]))
+        if not pool:
+            continue
+        free = [i for i in pool if i not in claimed]
+        owner[g] = (free or pool)[0]
+        claimed.add(owner[g])
+
+    seen = defaultdict(set)
+    last_offset = {}
+    for partition, kafka_offset, fp, start, end, number, value, group in parsed:
+        if group not in owner or fp not in files[owner[group]][1]:
             problems["unknown_file"].append([partition, kafka_offset, fp[:12]])
             continue
-        path, lines = files[fp]
-        if start in seen[fp]:
+        i = owner[group]
+        path, _, lines = files[i]
+        if start in seen[i]:
             problems["duplicate"].append([path, start])
-        seen[fp].add(start)
+        seen[i].add(start)
         expected = lines.get(start)
         if expected is None or expected[0] != end or expected[1] != number or expected[2] != value:
             problems["mismatch"].append([path, start, partition, kafka_offset])
-        key = (partition, fp)
+        key = (partition, i)
         if key in last_offset and last_offset[key] >= start:
             problems["out_of_order"].append([path, start, partition, kafka_offset])
         last_offset[key] = start
-    for fp, (path, lines) in files.items():
-        missing = sorted(set(lines) - seen[fp])
+    for i, (path, _, lines) in enumerate(files):
+        missing = sorted(set(lines) - seen[i])
         if missing:
             problems["missing"].append([path, len(missing), missing[:5]])
 
@@ -110,7 +145,7 @@ def main():
         "ok": not problems and len(records) == args.expect,
         "records": len(records),
         "expected": args.expect,
-        "files": {path: len(lines) for path, lines in files.values()},
+        "files": {path: len(lines) for path, _, lines in files},
         "partitions": sorted({r[0] for r in records}),
         "problems": {k: v[:10] for k, v in problems.items()},
         "problem_counts": {k: len(v) for k, v in problems.items()},

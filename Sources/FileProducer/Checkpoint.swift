@@ -4,8 +4,9 @@ import Foundation
 import Glibc
 #endif
 
-/// The producer's durable progress in one file: which file (device + inode + fingerprint), how
-/// far (byte offset), and how many lines lie before that offset.
+/// The producer's durable progress in one file: which file (device + inode + fingerprint, and the
+/// producer's own identity of it, ``fileID``), how far (byte offset), and how many lines lie
+/// before that offset.
 ///
 /// Invariant, kept by ``FileProducer``: every line of the file that ends at or before `offset`
 /// was either delivered to Kafka (acknowledged by `flush`) or deliberately skipped before the
@@ -13,7 +14,7 @@ import Glibc
 /// that file has been sent yet (it is written when the producer switches files, before the
 /// new file's fingerprint can be computed).
 public struct Checkpoint: Codable, Sendable, Equatable {
-    /// Format version (1).
+    /// Format version: 2 (written); 1 (read: no ``fileID``, ``tailLength``, ``tailHash``).
     public var version: Int
     /// Where the file was when the checkpoint was written (informational; files are found by
     /// device + inode).
@@ -31,11 +32,22 @@ public struct Checkpoint: Codable, Sendable, Equatable {
     public var offset: UInt64
     /// Lines (newline-terminated, sent or skipped) before ``offset``.
     public var line: UInt64
+    /// The identity the producer gave this file when it first opened it (32 random hex digits),
+    /// sent with each of its lines as the `tidemark.fileid` header. Unique per file, even for
+    /// files with identical bytes, so Kafka's records of one file never stand for another's.
+    /// nil only in version-1 checkpoints.
+    public var fileID: String?
+    /// Bytes just before ``offset`` covered by ``tailHash`` (up to 1024; 0 at offset 0).
+    public var tailLength: Int?
+    /// Lower-case hex SHA-256 of the ``tailLength`` bytes before ``offset``: on resume, the file
+    /// must still hold exactly those bytes there (a file truncated and refilled, even with the
+    /// same first bytes, fails this).
+    public var tailHash: String?
 
-    /// A version-1 checkpoint with the given fields.
+    /// A version-2 checkpoint with the given fields.
     public init(path: String, device: UInt64, inode: UInt64, fingerprint: String?, fingerprintLength: Int,
-                offset: UInt64, line: UInt64) {
-        self.version = 1
+                offset: UInt64, line: UInt64, fileID: String? = nil, tailLength: Int = 0, tailHash: String? = nil) {
+        self.version = 2
         self.path = path
         self.device = device
         self.inode = inode
@@ -43,6 +55,9 @@ public struct Checkpoint: Codable, Sendable, Equatable {
         self.fingerprintLength = fingerprintLength
         self.offset = offset
         self.line = line
+        self.fileID = fileID
+        self.tailLength = tailLength
+        self.tailHash = tailHash
     }
 }
 
@@ -107,8 +122,17 @@ public final class CheckpointStore {
         }
         do {
             let checkpoint = try JSONDecoder().decode(Checkpoint.self, from: Data(data))
-            guard checkpoint.version == 1 else {
+            guard checkpoint.version == 1 || checkpoint.version == 2 else {
                 throw FileProducerError.corruptCheckpoint(path: path, reason: "unknown version \(checkpoint.version)")
+            }
+            guard (0...FileTailer.fingerprintBytes).contains(checkpoint.fingerprintLength) else {
+                throw FileProducerError.corruptCheckpoint(
+                    path: path, reason: "fingerprintLength \(checkpoint.fingerprintLength) is not in 0...\(FileTailer.fingerprintBytes)")
+            }
+            if let tail = checkpoint.tailLength,
+               !(0...FileTailer.tailBytes).contains(tail) || UInt64(tail) > checkpoint.offset {
+                throw FileProducerError.corruptCheckpoint(
+                    path: path, reason: "tailLength \(tail) is not in 0...\(FileTailer.tailBytes) or exceeds offset \(checkpoint.offset)")
             }
             return checkpoint
         } catch let error as FileProducerError {

@@ -7,10 +7,14 @@ import Glibc
 
 /// Follows a log file into Kafka, exactly once across restarts (docs/producer.md).
 ///
-/// Start: loads the checkpoint, reads the newest records of every target partition, and
-/// computes per partition and file fingerprint `lastEnd[p]`, the `tidemark.end` of the newest
-/// record from that file. Then: each line is sent only if `end > max(checkpoint, lastEnd[p])`
-/// (lines up to the checkpoint are not even read again); every record carries
+/// Every file gets its own identity (``Checkpoint/fileID``, the `tidemark.fileid` header) when
+/// it is first opened, stored in the checkpoint before any of its lines is sent. Start: loads
+/// the checkpoint and reads the newest records of every target partition; for the
+/// checkpointed file only, `lastEnd[p]` is the `tidemark.end` of the newest record carrying
+/// its identity in partition p. Lines of that file are sent only if
+/// `end > max(checkpoint, lastEnd[p])` (lines up to the checkpoint are not even read again);
+/// every other file (opened later, or the same file read again after a truncation) has a new
+/// identity that no record can carry, so all its lines are sent. Every record carries
 /// ``SourceHeaders``. Every `checkpointLines` lines or `checkpointInterval`, on a file switch,
 /// when a fingerprint is fixed, and at exit, the producer flushes (waits for every
 /// acknowledgement) and only then writes the checkpoint.
@@ -24,13 +28,19 @@ public final class FileProducer {
     private let producer: KafkaProducer
     private let partitions: [Int32]
     private let partitionCount: Int
-    /// fingerprint → partition → end offset of the newest record from that file at start.
+    /// File identity (or `fp:` + fingerprint for records without `tidemark.fileid`) → partition →
+    /// end offset of the newest record from that file at start. Used once, for the resumed
+    /// file, then emptied.
     private var lastEnd: [String: [Int32: UInt64]] = [:]
     private var summary = FileProducerSummary()
     /// The current file's `tidemark.file` header value.
     private var fileHeader: [UInt8] = []
-    /// `lastEnd` of the current file, per partition.
+    /// The current file's `tidemark.fileid` header value.
+    private var fileIDHeader: [UInt8] = []
+    /// `lastEnd` of the current file, per partition (only ever non-empty for the resumed file).
     private var fileLastEnd: [Int32: UInt64] = [:]
+    /// The identity `fileLastEnd` belongs to.
+    private var fileLastEndID: String?
     /// Lines skipped by the resume rule since the last one sent (for one log line per resume).
     private var resumeSkipped = 0
 
@@ -90,8 +100,11 @@ public final class FileProducer {
             ])
         }
         try readPartitionTails()
+        // A version-1 checkpoint names no file identity: that file's records are known by fingerprint.
+        let legacyKey = checkpoint.flatMap { $0.fileID == nil ? $0.fingerprint.map { "fp:" + $0 } : nil }
         let tailer = FileTailer(path: options.file, resume: checkpoint, maxLineBytes: options.maxLineBytes,
-                                fingerprintGrace: options.fingerprintGrace, logger: logger)
+                                fingerprintGrace: options.fingerprintGrace, startFrom: options.startFrom,
+                                siblings: SiblingRule(globs: options.rotatedGlobs), logger: logger)
         tailer.finalizeShortFiles = options.exitMode == .atEOF
         var pending = 0
         var pendingSince: ContinuousClock.Instant?
@@ -124,8 +137,23 @@ public final class FileProducer {
                 lastActivity = .now
                 if change == .opened || change == .resumed { summary.files += 1 }
                 fileHeader = Array((position.fingerprint ?? "").utf8)
-                fileLastEnd = position.fingerprint.flatMap { lastEnd[$0] } ?? [:]
-                if !fileLastEnd.isEmpty {
+                fileIDHeader = Array((position.fileID ?? "").utf8)
+                if change == .resumed {
+                    // What Kafka holds of the resumed file, by its identity (and, after an
+                    // upgrade from a version-1 checkpoint, by its fingerprint). Used for this
+                    // file only: no later file can carry its identity.
+                    fileLastEnd = position.fileID.flatMap { lastEnd[$0] } ?? [:]
+                    if let legacyKey, let old = lastEnd[legacyKey] {
+                        fileLastEnd.merge(old) { max($0, $1) }
+                    }
+                    fileLastEndID = position.fileID
+                    lastEnd = [:]
+                } else if position.fileID != fileLastEndID {
+                    fileLastEnd = [:]
+                    fileLastEndID = nil
+                    lastEnd = [:]
+                }
+                if change == .resumed && !fileLastEnd.isEmpty {
                     logger.info("records of this file already in Kafka", metadata: [
                         "file.path": "\(position.path)",
                         "last_end": "\(fileLastEnd.sorted { $0.key < $1.key }.map { "p\($0.key)=\($0.value)" }.joined(separator: ","))",
@@ -194,7 +222,7 @@ public final class FileProducer {
         }
         do {
             try producer.send(topic: options.topic, partition: partition, key: key, value: line.bytes,
-                              headers: SourceHeaders.make(fileBytes: fileHeader, line: line))
+                              headers: SourceHeaders.make(fileBytes: fileHeader, fileIDBytes: fileIDHeader, line: line))
         } catch {
             throw .kafka(operation: "send", path: line.path, offset: line.start, underlying: kafkaError(error))
         }
@@ -219,8 +247,9 @@ public final class FileProducer {
         summary.checkpoints += 1
     }
 
-    /// Reads the newest records of every target partition and records, per file fingerprint,
-    /// the highest `tidemark.end` found in each partition.
+    /// Reads the newest records of every target partition and records, per file identity
+    /// (`fp:` + fingerprint for records without one), the `tidemark.end` of the newest record
+    /// in each partition.
     private func readPartitionTails() throws(FileProducerError) {
         for p in partitions {
             let records: [KafkaMessage]
@@ -234,7 +263,7 @@ public final class FileProducer {
             // The newest record that came from a given file wins (records are in offset order).
             for record in records {
                 guard let source = SourceHeaders.source(of: record.headers) else { continue }
-                lastEnd[source.fingerprint, default: [:]][p] = source.end
+                lastEnd[source.fileID ?? "fp:" + source.fingerprint, default: [:]][p] = source.end
             }
         }
     }

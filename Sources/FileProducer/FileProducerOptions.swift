@@ -49,6 +49,12 @@ public struct FileProducerOptions: Sendable {
     /// Records read from the end of each partition at start (the resume rule uses the newest
     /// record from the current file among them).
     public var tailRecords = 16
+    /// Where a start without a checkpoint begins (`--start-from`; default: the oldest rotated
+    /// sibling, so nothing on disk is left out).
+    public var startFrom: StartFrom = .oldest
+    /// `fnmatch` patterns naming the rotated siblings in the followed file's directory
+    /// (`--rotated-glob`); empty: ``SiblingRule``'s default (`BASE.N`, `BASE-DATE`, ...).
+    public var rotatedGlobs: [String] = []
     /// Timeout for flush and for the start-up reads (metadata, partition tails).
     public var kafkaTimeout: Duration = .seconds(60)
 

@@ -11,23 +11,29 @@ public struct TailedLine: Sendable {
     public var number: UInt64
     /// The file's fingerprint (lower-case hex SHA-256, see ``Checkpoint/fingerprint``).
     public var fingerprint: String
+    /// The producer's identity of the file (``Checkpoint/fileID``).
+    public var fileID: String
     /// Where the file was when it was opened.
     public var path: String
 }
 
 /// What changed the tailer's position (see ``TailEvent/position(_:_:)``).
 public enum TailChange: Sendable, Equatable {
-    /// A file was opened at offset 0 (the first file without a checkpoint, or the next file
-    /// after a rotation).
+    /// A file was opened at offset 0 with a new identity (the first file without a checkpoint,
+    /// or the next file after a rotation).
     case opened
     /// The checkpointed file was found again (at the followed path or a rotated sibling) and
     /// reading continues at the checkpoint's offset.
     case resumed
     /// The current file's fingerprint was fixed; its lines can now be sent.
     case fingerprinted
-    /// The file shrank below the read position (or its first bytes changed): it is read again
-    /// from offset 0 as a new file.
+    /// The file shrank below the read position (or the bytes before it changed) and no copy of
+    /// it was found: it is read again from offset 0 as a new file (new identity).
     case truncated
+    /// The file was truncated after being copied (`copytruncate`): reading continues, with the
+    /// same identity and offsets, in the copy (a rotated sibling with the same bytes), which is
+    /// finished before the truncated file is read again from offset 0.
+    case copied
 }
 
 /// One step of ``FileTailer/next()``.

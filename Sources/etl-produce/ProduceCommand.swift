@@ -17,15 +17,22 @@ struct ProduceCommand: ParsableCommand {
         discussion: """
             Every complete line is sent without its newline (a trailing partial line waits for its \
             newline) with an idempotent producer (enable.idempotence=true, acks=all; \
-            compression.type=zstd unless --property says otherwise). Rotation by rename (app.log -> \
-            app.log.1) and truncation are followed. Each record carries the headers tidemark.file \
-            (file fingerprint), tidemark.offset, tidemark.end (byte range) and tidemark.line.
+            compression.type=zstd unless --property says otherwise). Rotation by rename (numbered \
+            app.log -> app.log.1, or dated app.log -> app.log-20261126; other names with \
+            --rotated-glob), copytruncate (the copy's unread rest is read first) and truncation are \
+            followed. Each record carries the headers tidemark.file (file fingerprint), \
+            tidemark.fileid (the producer's identity of the file, unique even for files with equal \
+            bytes), tidemark.offset, tidemark.end (byte range) and tidemark.line.
 
-            Progress is kept in --state DIR (checkpoint.json: file device+inode+fingerprint, byte \
-            offset, line number; written atomically, only after Kafka acknowledged every line up to \
+            The first start (no checkpoint in --state) begins at the oldest rotated sibling and \
+            reads every newer one, then app.log (--start-from oldest, the default), or at offset 0 \
+            of app.log only (--start-from current).
+
+            Progress is kept in --state DIR (checkpoint.json: file identity, device+inode, \
+            fingerprint, byte offset, line number, hash of the bytes before the offset; written atomically, only after Kafka acknowledged every line up to \
             it). On start, before sending anything, the last records of each target partition are \
-            read, and a line is sent only if its end offset is beyond both the checkpoint and the \
-            newest record from the same file in its partition. So a crash (even kill -9) between \
+            read, and a line of the checkpointed file is sent only if its end offset is beyond both \
+            the checkpoint and the newest record with that file's identity in its partition. So a crash (even kill -9) between \
             sending and checkpointing duplicates nothing. See docs/producer.md.
 
             Lines longer than --max-line-bytes are not sent: they are counted, logged with file and \
@@ -45,6 +52,10 @@ struct ProduceCommand: ParsableCommand {
               # partition 2; exit after 5 s without a new line
               etl-produce --file app.log --topic logs --brokers kafka:9092 \\
                   --partition 2 --state ./state --until-idle 5s
+              # rotated files named app-2026-11-26.log (dates sort by age);
+              # a first start reads app.log only
+              etl-produce --file app.log --topic logs --brokers kafka:9092 \\
+                  --state ./state --rotated-glob 'app-*.log' --start-from current
 
             Exit codes: 0 stopped by a signal, or --exit-at-eof / --until-idle reached; 1 runtime \
             failure (Kafka unreachable or delivery/flush failed, read error; a restart resumes \
@@ -94,6 +105,16 @@ struct ProduceCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Exit 0 once no new line arrived for this long (e.g. 5s).", valueName: "duration"))
     var untilIdle: String?
 
+    @Option(help: ArgumentHelp(
+        "Without a checkpoint: 'oldest' reads the rotated siblings oldest first, then the file; 'current' starts at offset 0 of the file.",
+        valueName: "oldest|current"))
+    var startFrom: String = "oldest"
+
+    @Option(name: .customLong("rotated-glob"), help: ArgumentHelp(
+        "fnmatch pattern for rotated siblings' names in the file's directory (repeatable; default: FILE.N and FILE-DATE / FILE.DATE forms). Siblings are read oldest first: FILE.N by N descending, others in byte order of the name, before FILE.N.",
+        valueName: "glob"))
+    var rotatedGlobs: [String] = []
+
     @Option(name: .customLong("property"), help: ArgumentHelp(
         "A librdkafka producer property, key=value (repeatable), e.g. compression.type=lz4, security.protocol=ssl.",
         valueName: "key=value"))
@@ -116,6 +137,10 @@ struct ProduceCommand: ParsableCommand {
         }
         if exitAtEof && untilIdle != nil { throw ValidationError("give --exit-at-eof or --until-idle, not both") }
         for p in properties where !p.contains("=") { throw ValidationError("--property '\(p)' is not key=value") }
+        if StartFrom(rawValue: startFrom) == nil { throw ValidationError("--start-from must be 'oldest' or 'current'") }
+        for g in rotatedGlobs where g.isEmpty || g.contains("/") {
+            throw ValidationError("--rotated-glob '\(g)' must be a non-empty name pattern without '/'")
+        }
         if Logger.Level(rawValue: logLevel) == nil { throw ValidationError("--log-level '\(logLevel)' is unknown") }
     }
 
@@ -134,6 +159,8 @@ struct ProduceCommand: ParsableCommand {
         options.checkpointLines = checkpointLines
         options.checkpointInterval = CommandLineValues.duration(checkpointInterval)!
         options.pollInterval = CommandLineValues.duration(pollInterval)!
+        options.startFrom = StartFrom(rawValue: startFrom) ?? .oldest
+        options.rotatedGlobs = rotatedGlobs
         if exitAtEof { options.exitMode = .atEOF }
         if let untilIdle { options.exitMode = .idle(CommandLineValues.duration(untilIdle)!) }
         for p in properties {

@@ -45,6 +45,31 @@ struct CheckpointTests {
         }
     }
 
+    @Test("a checkpoint whose lengths cannot be (fingerprint over 1 KiB, tail longer than the offset) is corrupt, not a crash")
+    func impossibleLengths() throws {
+        try withTemporaryDirectory { dir in
+            let store = try CheckpointStore(directory: dir.path)
+            let good = Checkpoint(path: "/x/app.log", device: 1, inode: 2, fingerprint: String(repeating: "a", count: 64),
+                                  fingerprintLength: 1024, offset: 100, line: 3, fileID: "f", tailLength: 100,
+                                  tailHash: String(repeating: "b", count: 64))
+            try store.save(good)
+            #expect(try store.load() == good)
+            var bad = [good, good, good]
+            bad[0].fingerprintLength = 2048
+            bad[1].tailLength = 101
+            bad[2].tailLength = -1
+            for cp in bad {
+                try store.save(cp)
+                #expect {
+                    _ = try store.load()
+                } throws: { error in
+                    guard case .corruptCheckpoint(let path, _) = error as? FileProducerError else { return false }
+                    return path == store.checkpointPath
+                }
+            }
+        }
+    }
+
     @Test("a corrupt checkpoint is a typed error naming the file, not a silent restart from zero")
     func corrupt() throws {
         try withTemporaryDirectory { dir in

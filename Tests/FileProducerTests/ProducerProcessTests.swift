@@ -44,11 +44,11 @@ final class Child {
     deinit { if process.isRunning { stop(SIGKILL) } }
 }
 
-private let loggen = productsDirectory.appendingPathComponent("etl-loggen").path
-private let produce = productsDirectory.appendingPathComponent("etl-produce").path
+let loggen = productsDirectory.appendingPathComponent("etl-loggen").path
+let produce = productsDirectory.appendingPathComponent("etl-produce").path
 
 /// The rotated files and the current one, oldest first.
-private func logFiles(_ path: String) -> [String] {
+func logFiles(_ path: String) -> [String] {
     var out: [String] = []
     var k = 1
     while FileManager.default.fileExists(atPath: "\(path).\(k)") { out.insert("\(path).\(k)", at: 0); k += 1 }
@@ -57,13 +57,13 @@ private func logFiles(_ path: String) -> [String] {
 }
 
 /// Runs tools/verify_produce.py (confluent-kafka) over the topic and the files.
-private func verify(_ stack: LocalStack, topic: String, expect: Int, files: [String]) throws -> (ok: Bool, raw: String) {
+func verify(_ stack: LocalStack, topic: String, expect: Int, files: [String], timeout: Int = 60) throws -> (ok: Bool, raw: String) {
     let r = try runPythonTool("verify_produce.py", ["--bootstrap", stack.kafkaBootstrap, "--topic", topic,
-                                                    "--expect", "\(expect)", "--timeout", "60"] + files, timeout: 120)
+                                                    "--expect", "\(expect)", "--timeout", "\(timeout)"] + files, timeout: 120)
     return (r.status == 0, r.stdout + r.stderr)
 }
 
-private func summary(_ stdout: String) -> [String: Any] {
+func summary(_ stdout: String) -> [String: Any] {
     let last = stdout.split(separator: "\n").last.map(String.init) ?? ""
     return ((try? JSONSerialization.jsonObject(with: Data(last.utf8))) as? [String: Any]) ?? [:]
 }
@@ -229,10 +229,15 @@ struct ProducerProcessTests {
 
             let help = try runProcess(produce, ["--help"])
             for word in ["--file", "--topic", "--brokers", "--partition", "--key", "--state", "--max-line-bytes",
-                         "--exit-at-eof", "--until-idle", "tidemark.file", "Exit codes", "Examples"] {
+                         "--exit-at-eof", "--until-idle", "--start-from", "--rotated-glob", "tidemark.file",
+                         "tidemark.fileid", "copytruncate", "Exit codes", "Examples"] {
                 #expect(help.stdout.contains(word), "--help lacks \(word)")
             }
             #expect(try runProcess(produce, ["--file", log]).status == 64)
+            for bad in [["--start-from", "newest"], ["--rotated-glob", "logs/app.log.*"], ["--rotated-glob", ""]] {
+                let r = try runProcess(produce, args + bad)
+                #expect(r.status == 64 && r.stderr.contains(bad[0]), "\(bad): \(r.status) \(r.stderr)")
+            }
         }
     }
 }

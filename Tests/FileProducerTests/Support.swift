@@ -44,3 +44,35 @@ func drain(_ tailer: FileTailer, maxSteps: Int = 1_000_000) throws -> Drained {
     }
     return out
 }
+
+/// A LogHandler that keeps each message as `level message`, for tests that check what is logged.
+final class CapturingLogHandler: LogHandler, @unchecked Sendable {
+    // @unchecked Sendable: `lines` is only touched under `lock`.
+    private let lock = NSLock()
+    private var lines: [String] = []
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .trace
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        lock.lock()
+        lines.append("\(event.level) \(event.message)")
+        lock.unlock()
+    }
+
+    /// The messages logged at `level`.
+    func messages(at level: Logger.Level) -> [String] {
+        lock.lock()
+        defer { lock.unlock() }
+        return lines.filter { $0.hasPrefix("\(level) ") }
+    }
+
+    /// A logger writing to this handler.
+    var logger: Logger {
+        Logger(label: "test", factory: { _ in self })
+    }
+}
