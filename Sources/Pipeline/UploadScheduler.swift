@@ -22,13 +22,16 @@ final class UploadScheduler: Sendable {
         var stagedBytes: Int64 = 0
         var stopping = false
         var committedBatches = 0
+        /// Batches this process just staged (and hashed while writing): their files need no re-hash
+        /// before upload. A batch from the manifest (a restart, a re-queue) is verified.
+        var fresh: Set<Int64> = []
         /// One partition machine per partition with queued work.
         var machines: [TopicPartition: PartitionMachine] = [:]
     }
 
     /// What a worker does next.
     enum Work {
-        case drive(TopicPartition, BatchRecord, coveredThrough: Int64?)
+        case drive(TopicPartition, BatchRecord, coveredThrough: Int64?, fresh: Bool)
         case readCommitted(TopicPartition)
         case abandon(TopicPartition, BatchRecord, reason: String)
     }
@@ -76,6 +79,7 @@ final class UploadScheduler: Sendable {
         let added = state.withLock { s -> Bool in
             guard !s.queuedIDs.contains(b.id) else { return false }
             s.queuedIDs.insert(b.id)
+            if freshlyStaged { s.fresh.insert(b.id) }
             s.queues[tp, default: []].append(b)
             s.queues[tp]!.sort { $0.startOffset < $1.startOffset }
             s.stagedBytes += b.fileSize + (b.rejectedSize ?? 0)
@@ -175,10 +179,11 @@ final class UploadScheduler: Sendable {
                 case .drive(let covered):
                     s.queues[tp] = q.count == 1 ? nil : Array(q.dropFirst())
                     s.busy.insert(tp)
-                    return .drive(tp, b, coveredThrough: covered)
+                    return .drive(tp, b, coveredThrough: covered, fresh: s.fresh.remove(b.id) != nil)
                 case .abandon(let reason):
                     s.queues[tp] = q.count == 1 ? nil : Array(q.dropFirst())
                     s.queuedIDs.remove(b.id)
+                    s.fresh.remove(b.id)
                     s.stagedBytes -= b.fileSize + (b.rejectedSize ?? 0)
                     return .abandon(tp, b, reason: reason)
                 }
@@ -194,7 +199,7 @@ final class UploadScheduler: Sendable {
                 _ = wakeup.wait(timeout: .now() + .milliseconds(200))
                 continue
             }
-            let tp: TopicPartition, b: BatchRecord, covered: Int64?
+            let tp: TopicPartition, b: BatchRecord, covered: Int64?, fresh: Bool
             switch work {
             case .abandon(_, let batch, let reason):
                 abandonFollowers([batch], reason: reason)
@@ -202,12 +207,14 @@ final class UploadScheduler: Sendable {
             case .readCommitted(let p):
                 readCommitted(p)
                 continue
-            case let .drive(p, batch, c):
-                (tp, b, covered) = (p, batch, c)
+            case let .drive(p, batch, c, f):
+                (tp, b, covered, fresh) = (p, batch, c, f)
             }
             var outcome: BatchStateMachine.Outcome?
             do {
-                outcome = try executor.drive(b, freshlyStaged: false, coveredThrough: covered)
+                // A freshly staged file was hashed as it was written: hashing it again before the
+                // upload cost a full read of every file (issue 22).
+                outcome = try executor.drive(b, freshlyStaged: fresh, coveredThrough: covered)
             } catch is ExecutorStopped {
                 outcome = nil
             } catch let e as PermanentStoreError {
@@ -236,6 +243,7 @@ final class UploadScheduler: Sendable {
                     for d in dropped {
                         s.stagedBytes -= d.fileSize + (d.rejectedSize ?? 0)
                         s.queuedIDs.remove(d.id)
+                        s.fresh.remove(d.id)
                     }
                 default: break
                 }
