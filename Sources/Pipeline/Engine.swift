@@ -200,7 +200,11 @@ public final class Engine: @unchecked Sendable {
         // ownership). Queued only now: each partition's machine first asks the consumer for the
         // committed offset, its chain's start.
         for b in try manifest.unfinishedBatches() { scheduler.enqueue(b) }
-        logger.info("engine started", metadata: ["topics": "\(config.kafka.topics)", "group": "\(config.kafka.groupID)",
+        let rdkafka = LibrdkafkaVersion.current
+        if rdkafka.isBelowRecommended {
+            logger.warning("librdkafka \(rdkafka) is older than 2.2: it cannot talk to some brokers and makes Kafka 4 brokers disable features; run on a newer librdkafka.so.1 (docs/kafka.md)")
+        }
+        logger.info("engine started", metadata: ["librdkafka": "\(rdkafka)", "topics": "\(config.kafka.topics)", "group": "\(config.kafka.groupID)",
                                                  "sink": "\(config.sink.url)", "manifest": "\(config.staging.manifest)"])
         lastActivity = .now
         var idleFlushed = false
