@@ -89,8 +89,14 @@ final class UploadScheduler: Sendable {
     }
 
     /// Batches queued or running for `tp`.
+    /// Batches queued or running for `tp`, except while its first batch waits for offsets before
+    /// it (those are read by the poll thread: pausing the partition for them would never let the
+    /// hole be filled).
     func pending(_ tp: TopicPartition) -> Int {
-        state.withLock { ($0.queues[tp]?.count ?? 0) + ($0.busy.contains(tp) ? 1 : 0) }
+        state.withLock { s in
+            let q = s.queues[tp] ?? []
+            return (Self.waits(tp, q, s) ? 0 : q.count) + (s.busy.contains(tp) ? 1 : 0)
+        }
     }
 
     /// Batches queued or running in total, except those that wait for offsets before them to
@@ -114,7 +120,15 @@ final class UploadScheduler: Sendable {
         return false
     }
 
-    var stagedBytes: Int64 { state.withLock { $0.stagedBytes } }
+    /// Bytes of the staged files of queued and running batches, except those that wait for
+    /// offsets before them (see ``pending(_:)``).
+    var stagedBytes: Int64 {
+        state.withLock { s in
+            s.stagedBytes - s.queues.reduce(0) { n, e in
+                n + (Self.waits(e.key, e.value, s) ? e.value.reduce(0) { $0 + $1.fileSize + ($1.rejectedSize ?? 0) } : 0)
+            }
+        }
+    }
     var committedBatches: Int { state.withLock { $0.committedBatches } }
 
     /// The poll thread re-seeked `tp` to `offset` after a broken chain: new batches are valid again.
