@@ -77,6 +77,12 @@ def main(argv=None):
             return 2
     ctx = Context(args, bin_dir, Procs())
     chosen = [s for s in SCENARIOS if not args.only or s[0] in args.only.split(",")]
+    if any(s[0] == "failpoints" for s in chosen):
+        try:
+            ctx.failpoints   # read once from `etl-engine --list-failpoints`, before any stack starts
+        except (OSError, RuntimeError, subprocess.SubprocessError) as e:
+            print(f"chaos: cannot read the failpoint names: {e}", file=sys.stderr)
+            return 2
     out_root = os.path.abspath(args.out or os.path.join(ctx.root, "build", "chaos-short" if args.short else "chaos"))
     os.makedirs(out_root, exist_ok=True)
     form = "short" if args.short else "full"

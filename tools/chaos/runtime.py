@@ -2,15 +2,13 @@
 PROCS, ROOT, TOOLS, AWS_ENV, FAILPOINTS), now one object that cli.main builds once and passes
 to every scenario (and that stacks and deployments carry as `.ctx`)."""
 import os
+import subprocess
 import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TOOLS = os.path.join(ROOT, "tools")
 AWS_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"}
-FAILPOINTS = ["after_stage_write", "after_manifest_staged", "after_upload_create", "after_part_upload",
-              "before_upload_complete", "after_upload_complete", "after_manifest_uploaded",
-              "before_offset_commit", "after_offset_commit", "after_manifest_committed"]
 PRINT_LOCK = threading.Lock()
 
 
@@ -31,8 +29,25 @@ class Context:
         self.root = root
         self.tools = tools
         self.aws_env = dict(aws_env or AWS_ENV)
+        self._failpoints = None
 
     @property
     def failpoints(self):
-        """The engine's failpoint names in protocol order."""
-        return list(FAILPOINTS)
+        """The engine's failpoint names in protocol order, from `etl-engine --list-failpoints`
+        (the Failpoint enum in Sources/Pipeline/Failpoints.swift), read once."""
+        if self._failpoints is None:
+            self._failpoints = list_failpoints(self.bin)
+        return self._failpoints
+
+
+def list_failpoints(bin_dir):
+    """`etl-engine --list-failpoints`: one name per line. Raises RuntimeError when the binary
+    does not know the flag (built before it existed) or lists nothing."""
+    exe = os.path.join(bin_dir, "etl-engine")
+    r = subprocess.run([exe, "--list-failpoints"], stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                       timeout=60)
+    names = [ln.strip() for ln in r.stdout.splitlines() if ln.strip()]
+    if r.returncode != 0 or not names:
+        raise RuntimeError(f"{exe} --list-failpoints exited {r.returncode} ({(r.stderr or r.stdout).strip()[-300:]}); "
+                           "rebuild the executables (swift build)")
+    return names
