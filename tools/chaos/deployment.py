@@ -69,12 +69,13 @@ class Deployment:
         return rc, tail(p.log_path, 1 << 20)
 
     def recover(self, extra=("--json",)):
-        return run_capture(self.ctx.procs, "etl-recover", [os.path.join(self.ctx.bin, "etl-recover"), "--config", self.config, *extra],
-                           env=self.env, timeout=180, log_path=self.log("recover"))
+        argv = [os.path.join(self.ctx.bin, "etl-recover"), "--config", self.config, *extra]
+        return run_capture(self.ctx.procs, "etl-recover", argv, env=self.env, timeout=180, log_path=self.log("recover"))
 
     def audit(self, extra=("--json",)):
-        rc, out, err = run_capture(self.ctx.procs, "etl-audit", [os.path.join(self.ctx.bin, "etl-audit"), "--config", self.config, *extra],
-                                   env=self.env, timeout=180, log_path=self.log("audit"))
+        argv = [os.path.join(self.ctx.bin, "etl-audit"), "--config", self.config, *extra]
+        rc, out, err = run_capture(self.ctx.procs, "etl-audit", argv, env=self.env, timeout=180,
+                                   log_path=self.log("audit"))
         try:
             doc = json.loads(out)
         except Exception:
