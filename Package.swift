@@ -222,7 +222,7 @@ let package = Package(
         ),
         .testTarget(
             name: "EngineTests",
-            dependencies: ["TestSupport"]
+            dependencies: ["Pipeline", "TestSupport"]
         ),
         .testTarget(
             name: "IntegrationTests",

@@ -93,6 +93,9 @@ struct EngineCommand: ParsableCommand {
     @Flag(name: .long, help: "Validate the configuration and connectivity (manifest, object store, Kafka), then exit.")
     var check = false
 
+    @Flag(name: .long, help: "Print the failpoint names TIDEMARK_FAILPOINTS accepts, one per line in commit-protocol order, then exit 0 (no configuration needed).")
+    var listFailpoints = false
+
     @Option(name: .long, help: ArgumentHelp("Override [engine] log_level (trace, debug, info, warning, error).", valueName: "level"))
     var logLevel: String?
 
@@ -102,6 +105,10 @@ struct EngineCommand: ParsableCommand {
     var metricsPort: Int?
 
     func run() throws {
+        if listFailpoints {
+            print(Failpoint.allCases.map(\.rawValue).joined(separator: "\n"))
+            return
+        }
         var cfg: EngineConfig
         do {
             cfg = try EngineConfig.load(path: config)

@@ -1,4 +1,5 @@
 import Foundation
+import Pipeline
 import TestSupport
 import Testing
 
@@ -6,11 +7,8 @@ import Testing
 /// failpoint, is restarted, runs to idle, and the sink is checked for exactly-once delivery.
 @Suite("failpoint crash matrix", .serialized)
 struct FailpointCrashTests {
-    static let points = [
-        "after_stage_write", "after_manifest_staged", "after_upload_create", "after_part_upload",
-        "before_upload_complete", "after_upload_complete", "after_manifest_uploaded",
-        "before_offset_commit", "after_offset_commit", "after_manifest_committed",
-    ]
+    /// Every failpoint of the engine, in protocol order (the names TIDEMARK_FAILPOINTS accepts).
+    static let points = Failpoint.allCases.map(\.rawValue)
 
     @Test("die at the failpoint, restart, exactly once", arguments: points)
     func crashAndRestart(_ point: String) throws {
