@@ -172,6 +172,13 @@ public final class FileProducer {
                     try flushAndCheckpoint(position)
                     pending = 0
                     pendingSince = nil
+                    // The flush may have waited long for the broker (an outage): the file may have
+                    // changed meanwhile (grown, rotated, copytruncated), so look at it again before
+                    // deciding that the producer is idle. (Found by the crash suite: a flush that
+                    // outlasted --until-idle across a broker outage exited at once, and a
+                    // copytruncate made during the outage was never read: 411 lines lost.)
+                    lastActivity = .now
+                    continue
                 }
                 switch options.exitMode {
                 case .never: break
