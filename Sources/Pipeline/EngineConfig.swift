@@ -137,6 +137,10 @@ public struct EngineConfig: Sendable, Equatable {
         public var metricsHost: String = "127.0.0.1"
         /// `[engine] log_level`: trace, debug, info, notice, warning, error, critical.
         public var logLevel: String = "info"
+        /// `[engine] log_format`: `text` (default: swift-log's stream format, one readable line
+        /// per event) or `json` (one JSON object per line: ts, level, logger, msg, source and the
+        /// metadata). Read by etl-engine, etl-recover and etl-audit.
+        public var logFormat: String = "text"
         /// `[engine] orphan_upload_grace`: multipart uploads nobody owns older than this are aborted by recovery.
         public var orphanUploadGrace: Duration = .seconds(3600)
     }
@@ -168,7 +172,7 @@ public struct EngineConfig: Sendable, Equatable {
         "batch": ["max_records": "int", "max_bytes": "size", "max_age": "duration", "max_in_flight": "int", "memory_budget": "size"],
         "input": ["format": "auto|text|json", "max_line_bytes": "size"],
         "engine": ["status_interval": "duration", "metrics_port": "int", "metrics_host": "address",
-                   "log_level": "level", "orphan_upload_grace": "duration"],
+                   "log_level": "level", "log_format": "text|json", "orphan_upload_grace": "duration"],
     ]
 
     /// Loads `path` (nil: defaults only), applies environment overrides, validates.
@@ -262,6 +266,7 @@ public struct EngineConfig: Sendable, Equatable {
         c.engine.metricsPort = try r.int("engine", "metrics_port") ?? c.engine.metricsPort
         c.engine.metricsHost = try r.string("engine", "metrics_host") ?? c.engine.metricsHost
         c.engine.logLevel = try r.string("engine", "log_level") ?? c.engine.logLevel
+        c.engine.logFormat = try r.string("engine", "log_format") ?? c.engine.logFormat
         c.engine.orphanUploadGrace = try r.duration("engine", "orphan_upload_grace") ?? c.engine.orphanUploadGrace
 
         try c.validate()
@@ -312,6 +317,7 @@ public struct EngineConfig: Sendable, Equatable {
         try need((0...65535).contains(engine.metricsPort), "engine.metrics_port", "must be 0...65535")
         try need(["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(engine.logLevel),
                  "engine.log_level", "'\(engine.logLevel)' is not a log level")
+        try need(["text", "json"].contains(engine.logFormat), "engine.log_format", "'\(engine.logFormat)' must be text or json")
     }
 
     /// Parses `500ms`, `5s`, `2m`, `1h`, `1d` (a bare number is seconds).

@@ -164,4 +164,13 @@ struct ConfigReferenceTests {
         #expect(error(Self.base + "secret_acess_key = \"${NOT_SET}\"")?.key == "sink.secret_acess_key")
     }
 
+    @Test("[engine] log_format is text by default, json when asked, anything else an error naming the key")
+    func logFormat() throws {
+        #expect(try load(Self.base).engine.logFormat == "text")
+        #expect(try load(Self.base + "[engine]\nlog_format = \"json\"").engine.logFormat == "json")
+        #expect(try load(Self.base, ["TIDEMARK_ENGINE_LOG_FORMAT": "json"]).engine.logFormat == "json")
+        let e = error(Self.base + "[engine]\nlog_format = \"xml\"")
+        #expect(e?.key == "engine.log_format")
+        #expect(e?.description.contains("TIDEMARK_ENGINE_LOG_FORMAT") == true)
+    }
 }
