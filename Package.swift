@@ -10,6 +10,7 @@
 //   Pipeline                     the engine: transform, batching, commit protocol (docs/protocol.md)
 //   FileProducer                 log generator, file tailer, checkpoint, exactly-once file -> Kafka producer
 //   KafkaMock                    librdkafka's mock cluster: etl-devbroker and tests only
+//   TidemarkLogging              the executables' log formats (text, JSON lines) for swift-log
 //   TestSupport                  helpers shared by test targets (local stack, subprocesses)
 import PackageDescription
 
@@ -110,6 +111,10 @@ let package = Package(
             dependencies: ["CRdKafka"]
         ),
         .target(
+            name: "TidemarkLogging",
+            dependencies: [.product(name: "Logging", package: "swift-log")]
+        ),
+        .target(
             name: "TestSupport",
             dependencies: ["CRdKafka"],
             path: "Tests/TestSupport"
@@ -130,7 +135,7 @@ let package = Package(
         .executableTarget(
             name: "etl-engine",
             dependencies: [
-                "Pipeline", "KafkaSource", "ObjectStore",
+                "Pipeline", "KafkaSource", "ObjectStore", "TidemarkLogging",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -138,7 +143,7 @@ let package = Package(
         .executableTarget(
             name: "etl-audit",
             dependencies: [
-                "Pipeline", "KafkaSource", "ObjectStore", "Manifest",
+                "Pipeline", "KafkaSource", "ObjectStore", "Manifest", "TidemarkLogging",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -146,7 +151,7 @@ let package = Package(
         .executableTarget(
             name: "etl-recover",
             dependencies: [
-                "Pipeline", "KafkaSource", "ObjectStore", "Manifest",
+                "Pipeline", "KafkaSource", "ObjectStore", "Manifest", "TidemarkLogging",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -161,7 +166,7 @@ let package = Package(
         .executableTarget(
             name: "etl-produce",
             dependencies: [
-                "FileProducer", "KafkaSource",
+                "FileProducer", "KafkaSource", "TidemarkLogging",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -211,7 +216,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PipelineTests",
-            dependencies: ["Pipeline", "Manifest", "ObjectStore", "TestSupport", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["Pipeline", "Manifest", "ObjectStore", "TestSupport", "TidemarkLogging", .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(
             name: "FileProducerTests",

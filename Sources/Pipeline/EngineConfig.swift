@@ -4,6 +4,12 @@ import Foundation
 /// an environment variable `TIDEMARK_<SECTION>_<KEY>` (upper case, e.g. `TIDEMARK_KAFKA_BROKERS`,
 /// `TIDEMARK_BATCH_MAX_AGE`). Validated completely at start: an unknown key, a wrong type or an
 /// out-of-range value is a ``ConfigError`` naming the key. docs/operations.md lists every key.
+///
+/// Any string value, in the file or in an override, may hold references resolved at load time:
+/// `${NAME}` (the environment variable NAME) and `${file:/path}` (the file's content without
+/// its trailing newline), so secrets such as `[kafka.properties] "sasl.password"` or
+/// `[sink] secret_access_key` need not be in the file; `$${` is a literal `${`
+/// (``References``).
 public struct EngineConfig: Sendable, Equatable {
     public struct Kafka: Sendable, Equatable {
         /// `[kafka] brokers`: bootstrap servers, `host:port[,host:port...]`.
@@ -131,6 +137,10 @@ public struct EngineConfig: Sendable, Equatable {
         public var metricsHost: String = "127.0.0.1"
         /// `[engine] log_level`: trace, debug, info, notice, warning, error, critical.
         public var logLevel: String = "info"
+        /// `[engine] log_format`: `text` (default: swift-log's stream format, one readable line
+        /// per event) or `json` (one JSON object per line: ts, level, logger, msg, source and the
+        /// metadata). Read by etl-engine, etl-recover and etl-audit.
+        public var logFormat: String = "text"
         /// `[engine] orphan_upload_grace`: multipart uploads nobody owns older than this are aborted by recovery.
         public var orphanUploadGrace: Duration = .seconds(3600)
     }
@@ -162,7 +172,7 @@ public struct EngineConfig: Sendable, Equatable {
         "batch": ["max_records": "int", "max_bytes": "size", "max_age": "duration", "max_in_flight": "int", "memory_budget": "size"],
         "input": ["format": "auto|text|json", "max_line_bytes": "size"],
         "engine": ["status_interval": "duration", "metrics_port": "int", "metrics_host": "address",
-                   "log_level": "level", "orphan_upload_grace": "duration"],
+                   "log_level": "level", "log_format": "text|json", "orphan_upload_grace": "duration"],
     ]
 
     /// Loads `path` (nil: defaults only), applies environment overrides, validates.
@@ -186,8 +196,24 @@ public struct EngineConfig: Sendable, Equatable {
 
     static func from(root: [String: TOMLValue], environment: [String: String], source: String) throws -> EngineConfig {
         var c = EngineConfig()
-        let r = Reader(root: root, env: environment, source: source)
-        try r.checkUnknown()
+        let references = References(environment: environment)
+        // Unknown keys first: a misspelt key is reported as such even when its value holds a
+        // reference that does not resolve.
+        try Reader(root: root, env: [:], source: source, references: references).checkUnknown()
+        // Resolve references in the file's strings and in the overrides before reading types, so
+        // `max_age = "${MAX_AGE}"` works like any other string. TIDEMARK_KAFKA_PROPERTIES is
+        // resolved per value, after it is split at its commas (a secret may hold a comma).
+        var fromReference: Set<String> = []
+        let resolvedRoot = try references.resolve(root, referenced: &fromReference)
+        var resolvedEnv: [String: String] = [:]
+        for (section, known) in keys {
+            for key in known.keys where !(section == "kafka" && key == "properties") {
+                let name = Reader.envName(section, key)
+                if let e = environment[name] { resolvedEnv[name] = try references.resolve(e, key: "\(section).\(key)").value }
+            }
+        }
+        if let e = environment[Reader.envName("kafka", "properties")] { resolvedEnv[Reader.envName("kafka", "properties")] = e }
+        let r = Reader(root: resolvedRoot, env: resolvedEnv, source: source, references: references)
 
         c.kafka.brokers = try r.string("kafka", "brokers") ?? c.kafka.brokers
         c.kafka.topics = try r.stringList("kafka", "topics") ?? c.kafka.topics
@@ -213,7 +239,8 @@ public struct EngineConfig: Sendable, Equatable {
         c.sink.caBundle = try r.string("sink", "ca_bundle")
         c.sink.accessKeyID = try r.string("sink", "access_key_id")
         c.sink.secretAccessKey = try r.string("sink", "secret_access_key")
-        if r.fileHas("sink", "secret_access_key") {
+        // A reference keeps the secret out of the file: no warning for it.
+        if r.fileHas("sink", "secret_access_key") && !fromReference.contains("sink.secret_access_key") {
             c.warnings.append("[sink] secret_access_key is set in \(source): prefer AWS_SECRET_ACCESS_KEY or an AWS profile")
         }
 
@@ -239,6 +266,7 @@ public struct EngineConfig: Sendable, Equatable {
         c.engine.metricsPort = try r.int("engine", "metrics_port") ?? c.engine.metricsPort
         c.engine.metricsHost = try r.string("engine", "metrics_host") ?? c.engine.metricsHost
         c.engine.logLevel = try r.string("engine", "log_level") ?? c.engine.logLevel
+        c.engine.logFormat = try r.string("engine", "log_format") ?? c.engine.logFormat
         c.engine.orphanUploadGrace = try r.duration("engine", "orphan_upload_grace") ?? c.engine.orphanUploadGrace
 
         try c.validate()
@@ -289,6 +317,7 @@ public struct EngineConfig: Sendable, Equatable {
         try need((0...65535).contains(engine.metricsPort), "engine.metrics_port", "must be 0...65535")
         try need(["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(engine.logLevel),
                  "engine.log_level", "'\(engine.logLevel)' is not a log level")
+        try need(["text", "json"].contains(engine.logFormat), "engine.log_format", "'\(engine.logFormat)' must be text or json")
     }
 
     /// Parses `500ms`, `5s`, `2m`, `1h`, `1d` (a bare number is seconds).
@@ -323,6 +352,9 @@ public struct EngineConfig: Sendable, Equatable {
         let root: [String: TOMLValue]
         let env: [String: String]
         let source: String
+        /// Resolves references in the values of TIDEMARK_KAFKA_PROPERTIES (the other overrides
+        /// arrive resolved).
+        let references: References
 
         func checkUnknown() throws {
             for (section, value) in root {
@@ -395,7 +427,7 @@ public struct EngineConfig: Sendable, Equatable {
                     guard kv.count == 2 else {
                         throw ConfigError(key: "\(s).\(k)", message: "\(Self.envName(s, k)) expects key=value[,key=value]")
                     }
-                    out[kv[0]] = kv[1]
+                    out[kv[0]] = try references.resolve(kv[1], key: "\(s).\(k).\(kv[0])").value
                 }
             }
             return out
@@ -476,15 +508,155 @@ public struct EngineConfig: Sendable, Equatable {
     }
 }
 
+extension EngineConfig {
+    /// Resolves the references in configuration strings, at load time:
+    ///
+    /// - `${NAME}`: the value of the environment variable NAME (`[A-Za-z_][A-Za-z0-9_]*`); set
+    ///   but empty is the empty string, unset is an error.
+    /// - `${file:PATH}`: the content of the file PATH (relative paths are relative to the working
+    ///   directory) without one trailing newline (`\n` or `\r\n`); it must be UTF-8 text of at
+    ///   most ``maxFileBytes``.
+    /// - `$${`: a literal `${`. A `$` not followed by `{` is itself.
+    ///
+    /// Resolved text is inserted as it is, never scanned again. Errors are ``ConfigError``s that
+    /// name the key and the reference (``ConfigError/reference``), never a resolved value.
+    public struct References: Sendable {
+        /// Where `${NAME}` looks NAME up.
+        public var environment: [String: String]
+        /// The largest file `${file:...}` reads (1 MiB): a secret, not a data file.
+        public static let maxFileBytes = 1 << 20
+
+        /// References resolved from `environment`.
+        public init(environment: [String: String]) {
+            self.environment = environment
+        }
+
+        /// `text` with its references replaced, and whether it held any. `key` (`section.key`)
+        /// names the value in errors.
+        public func resolve(_ text: String, key: String) throws -> (value: String, hadReference: Bool) {
+            guard text.utf8.contains(UInt8(ascii: "$")) else { return (text, false) }
+            let b = Array(text.utf8)
+            let dollar = UInt8(ascii: "$"), open = UInt8(ascii: "{"), close = UInt8(ascii: "}")
+            var out: [UInt8] = []
+            out.reserveCapacity(b.count)
+            var had = false
+            var i = 0
+            while i < b.count {
+                if b[i] == dollar, i + 2 < b.count, b[i + 1] == dollar, b[i + 2] == open {
+                    out += [dollar, open]
+                    i += 3
+                } else if b[i] == dollar, i + 1 < b.count, b[i + 1] == open {
+                    guard let end = b[(i + 2)...].firstIndex(of: close) else {
+                        throw ConfigError(key: key, message: "'${' at byte \(i + 1) has no closing '}' "
+                            + "(a reference is ${NAME} or ${file:/path}; write $${ for a literal ${)")
+                    }
+                    out += Array(try value(of: String(decoding: b[(i + 2)..<end], as: UTF8.self), at: i + 1, key: key).utf8)
+                    had = true
+                    i = end + 1
+                } else {
+                    out.append(b[i])
+                    i += 1
+                }
+            }
+            return (String(decoding: out, as: UTF8.self), had)
+        }
+
+        /// Resolves every string in a TOML tree (tables and arrays included); `referenced`
+        /// collects the dotted keys (`sink.secret_access_key`, `kafka.properties.sasl.password`)
+        /// whose value held a reference.
+        func resolve(_ root: [String: TOMLValue], referenced: inout Set<String>) throws -> [String: TOMLValue] {
+            func walk(_ v: TOMLValue, _ key: String) throws -> TOMLValue {
+                switch v {
+                case .string(let text):
+                    let (value, had) = try resolve(text, key: key)
+                    if had { referenced.insert(key) }
+                    return .string(value)
+                case .array(let items): return .array(try items.map { try walk($0, key) })
+                case .table(let t): return .table(try t.reduce(into: [:]) { $0[$1.key] = try walk($1.value, key + "." + $1.key) })
+                case .integer, .float, .boolean: return v
+                }
+            }
+            return try root.reduce(into: [:]) { $0[$1.key] = try walk($1.value, $1.key) }
+        }
+
+        /// The text one reference (`inner` is what stands between `${` and `}`) stands for.
+        func value(of inner: String, at byte: Int, key: String) throws -> String {
+            if inner.hasPrefix("file:") {
+                let path = String(inner.dropFirst(5))
+                let reference = "${file:\(path)}"
+                guard !path.isEmpty else {
+                    throw ConfigError(key: key, message: "${file:} names no file (e.g. ${file:/run/secrets/name})", reference: reference)
+                }
+                return try Self.readFile(path, reference: reference, key: key)
+            }
+            // An invalid name is not echoed: the text may be a literal secret that happens to
+            // hold `${` (escape it as `$${`).
+            guard let first = inner.utf8.first, first == UInt8(ascii: "_") || Self.isLetter(first),
+                  inner.utf8.allSatisfy({ $0 == UInt8(ascii: "_") || Self.isLetter($0) || (0x30...0x39).contains($0) }) else {
+                throw ConfigError(key: key, message: "'${' at byte \(byte) does not start a reference: write ${NAME} "
+                    + "(an environment variable), ${file:/path}, or $${ for a literal ${")
+            }
+            guard let v = environment[inner] else {
+                throw ConfigError(key: key, message: "references ${\(inner)}, but the environment variable \(inner) is not set",
+                                  reference: "${\(inner)}")
+            }
+            return v
+        }
+
+        static func isLetter(_ c: UInt8) -> Bool { (0x41...0x5A).contains(c) || (0x61...0x7A).contains(c) }
+
+        static func readFile(_ path: String, reference: String, key: String) throws -> String {
+            func fail(_ why: String) -> ConfigError {
+                ConfigError(key: key, message: "cannot read \(reference): \(why)", reference: reference)
+            }
+            let fd = open(path, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { throw fail(String(cString: strerror(errno))) }
+            defer { close(fd) }
+            var data: [UInt8] = []
+            var chunk = [UInt8](repeating: 0, count: 64 << 10)
+            while true {
+                let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw fail(String(cString: strerror(errno)))
+                }
+                if n == 0 { break }
+                data += chunk[0..<n]
+                if data.count > maxFileBytes { throw fail("larger than \(maxFileBytes >> 20) MiB (a secret file is expected)") }
+            }
+            if data.last == 0x0A {
+                data.removeLast()
+                if data.last == 0x0D { data.removeLast() }
+            }
+            let text = String(decoding: data, as: UTF8.self)
+            guard text.utf8.elementsEqual(data) else { throw fail("not UTF-8 text") }
+            return text
+        }
+    }
+}
+
 /// A configuration problem, naming the key (`section.key`) when there is one.
 public struct ConfigError: Error, CustomStringConvertible, Sendable {
+    /// The key at fault, `section.key` (`kafka.properties.<name>` for a librdkafka property).
     public var key: String?
+    /// What is wrong; never a value that came from a reference.
     public var message: String
+    /// The `${...}` reference that could not be resolved, when that is the problem.
+    public var reference: String?
+
+    /// An error about `key` (nil: the file as a whole).
+    public init(key: String?, message: String, reference: String? = nil) {
+        self.key = key
+        self.message = message
+        self.reference = reference
+    }
+
     public var description: String {
         guard let key else { return "config: \(message)" }
-        let section = key.split(separator: ".").first.map(String.init) ?? key
-        let name = key.split(separator: ".").dropFirst().joined(separator: "_")
-        let env = name.isEmpty ? "" : " (env \(EngineConfig.Reader.envName(section, name)))"
+        // The override of `kafka.properties.<name>` is TIDEMARK_KAFKA_PROPERTIES: the variable
+        // is named by the first two parts.
+        let parts = key.split(separator: ".").map(String.init)
+        let env = parts.count < 2 ? "" : " (env \(EngineConfig.Reader.envName(parts[0], parts[1])))"
         return "config: \(key)\(env): \(message)"
     }
 }

@@ -5,6 +5,7 @@ import Logging
 import Manifest
 import ObjectStore
 import Pipeline
+import TidemarkLogging
 
 #if canImport(Glibc)
 import Glibc
@@ -39,6 +40,12 @@ struct AuditCommand: ParsableCommand {
 
             Exit codes: 0 consistent; 1 discrepancies found; 2 could not run (bad option value, \
             config, manifest missing, store or Kafka unreachable); 64 unknown command-line flag.
+
+            Logs (warnings and errors) go to stderr in the engine configuration's [engine] \
+            log_format: "text" (default) or "json" (one JSON object per line: ts, level, logger, \
+            msg, source, metadata); with "json" the "cannot run" failure is a JSON line too. \
+            ${NAME} and ${file:/path} references in the configuration are resolved as for \
+            etl-engine.
             """
     )
 
@@ -79,12 +86,13 @@ struct AuditCommand: ParsableCommand {
             FileHandle.standardError.write(Data("etl-audit: \(error)\n".utf8))
             throw ExitCode(2)
         }
-        LoggingSystem.bootstrap { label in
-            var h = StreamLogHandler.standardError(label: label)
-            h.logLevel = .warning
-            return h
-        }
+        let format = LogFormat(rawValue: cfg.engine.logFormat) ?? .text
+        LoggingSystem.bootstrap { label in format.makeHandler(label: label, level: .warning) }
         let logger = Logger(label: "tidemark.audit")
+        // A failure after start-up: a log line in json format, the plain line otherwise.
+        func failure(_ text: String) {
+            if format == .json { logger.critical("\(text)") } else { FileHandle.standardError.write(Data("etl-audit: \(text)\n".utf8)) }
+        }
         let report: AuditReport
         do {
             let manifest = try Manifest.openReadOnly(path: cfg.staging.manifest)
@@ -112,7 +120,7 @@ struct AuditCommand: ParsableCommand {
                                  committed: committed, options: options).run()
             if tty { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
         } catch {
-            FileHandle.standardError.write(Data("etl-audit: cannot run: \(error)\n".utf8))
+            failure("cannot run: \(error)")
             throw ExitCode(2)
         }
         if json {

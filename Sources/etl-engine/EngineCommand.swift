@@ -4,6 +4,7 @@ import KafkaSource
 import Logging
 import ObjectStore
 import Pipeline
+import TidemarkLogging
 
 #if canImport(Glibc)
 import Glibc
@@ -32,6 +33,20 @@ struct EngineCommand: ParsableCommand {
             credentials come from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN or \
             the AWS profile (AWS_PROFILE). TIDEMARK_FAILPOINTS=name[@N] arms crash points for \
             testing (docs/protocol.md).
+
+            Secrets: any string value (in the file or in a TIDEMARK_* override) may be or hold \
+            ${NAME}, replaced by the environment variable NAME, or ${file:/path}, replaced by \
+            the file's content without its trailing newline, e.g. \
+            [kafka.properties] "sasl.password" = "${file:/run/secrets/kafka}" or [sink] \
+            secret_access_key = "${AWS_SECRET}". $${ is a literal ${. An unset variable or an \
+            unreadable file stops the start (exit 2) naming the key and the reference, never a \
+            value.
+
+            Logs go to stderr: [engine] log_format = "text" (default) or "json", one JSON object \
+            per line with ts (RFC 3339 UTC, milliseconds), level, logger, msg, source and every \
+            metadata key (a key that collides with one of those is written as meta.<key>). With \
+            "json" the start-up and check failures printed after the configuration is loaded are \
+            JSON lines too; configuration errors are plain text.
 
             Memory is bounded by settings, not data volume (docs/operations.md, Memory): [batch] \
             memory_budget (default 64MiB) for the open batches, and librdkafka's prefetch, set to \
@@ -136,12 +151,13 @@ struct EngineCommand: ParsableCommand {
             assignmentWait = d
         }
         let level = Logger.Level(rawValue: cfg.engine.logLevel) ?? .info
-        LoggingSystem.bootstrap { label in
-            var h = StreamLogHandler.standardError(label: label)
-            h.logLevel = level
-            return h
-        }
+        let format = LogFormat(rawValue: cfg.engine.logFormat) ?? .text
+        LoggingSystem.bootstrap { label in format.makeHandler(label: label, level: level) }
         let logger = Logger(label: "tidemark.engine")
+        // A failure after start-up: a log line in json format, the plain line otherwise.
+        func failure(_ text: String) {
+            if format == .json { logger.critical("\(text)") } else { FileHandle.standardError.write(Data("etl-engine: \(text)\n".utf8)) }
+        }
         for w in cfg.warnings { logger.warning("\(w)") }
 
         // Block the shutdown signals in every thread; a dedicated thread receives them.
@@ -156,7 +172,7 @@ struct EngineCommand: ParsableCommand {
         do {
             engine = try Engine(config: cfg, logger: logger)
         } catch {
-            FileHandle.standardError.write(Data("etl-engine: cannot start: \(error)\n".utf8))
+            failure("cannot start: \(error)")
             throw ExitCode(2)
         }
         if check {
@@ -165,7 +181,7 @@ struct EngineCommand: ParsableCommand {
                 print("etl-engine: configuration OK; manifest, object store and Kafka reachable")
                 return
             } catch {
-                FileHandle.standardError.write(Data("etl-engine: check failed: \(error)\n".utf8))
+                failure("check failed: \(error)")
                 throw ExitCode(2)
             }
         }

@@ -2,6 +2,7 @@ import ArgumentParser
 import FileProducer
 import Foundation
 import Logging
+import TidemarkLogging
 
 #if canImport(Glibc)
 import Glibc
@@ -38,6 +39,10 @@ struct ProduceCommand: ParsableCommand {
             Lines longer than --max-line-bytes are not sent: they are counted, logged with file and \
             byte offset, and listed in DIR/skipped.jsonl. Binary or invalid UTF-8 lines are sent as \
             they are (the engine dead-letters them). A missing file is waited for.
+
+            Logs go to stderr: --log-format text (default) or json (one JSON object per line: ts, \
+            level, logger, msg, source and every metadata key); with json the final failure \
+            message is a JSON line too.
 
             SIGTERM/SIGINT: flush, checkpoint, exit 0 (a second signal exits at once; safe, the \
             next start resumes by the same rule). On exit a JSON summary is printed to stdout.
@@ -123,6 +128,11 @@ struct ProduceCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error.", valueName: "level"))
     var logLevel: String = "info"
 
+    @Option(help: ArgumentHelp(
+        "Log format on stderr: 'text' (default) or 'json' (one JSON object per line: ts, level, logger, msg, source, metadata).",
+        valueName: "text|json"))
+    var logFormat: String = "text"
+
     func validate() throws {
         if partition != nil && key != nil { throw ValidationError("give --partition or --key serial, not both") }
         if let key, key != "serial" { throw ValidationError("--key supports only 'serial'") }
@@ -142,15 +152,13 @@ struct ProduceCommand: ParsableCommand {
             throw ValidationError("--rotated-glob '\(g)' must be a non-empty name pattern without '/'")
         }
         if Logger.Level(rawValue: logLevel) == nil { throw ValidationError("--log-level '\(logLevel)' is unknown") }
+        if LogFormat(rawValue: logFormat) == nil { throw ValidationError("--log-format must be 'text' or 'json'") }
     }
 
     func run() throws {
         let level = Logger.Level(rawValue: logLevel) ?? .info
-        LoggingSystem.bootstrap { label in
-            var h = StreamLogHandler.standardError(label: label)
-            h.logLevel = level
-            return h
-        }
+        let format = LogFormat(rawValue: logFormat) ?? .text
+        LoggingSystem.bootstrap { label in format.makeHandler(label: label, level: level) }
         let logger = Logger(label: "tidemark.produce")
 
         var options = FileProducerOptions(file: file, topic: topic, brokers: brokers, stateDirectory: state)
@@ -181,7 +189,11 @@ struct ProduceCommand: ParsableCommand {
             if let data = try? encoder.encode(summary) { print(String(decoding: data, as: UTF8.self)) }
         } catch {
             // `error` is a FileProducerError (typed throws).
-            FileHandle.standardError.write(Data("etl-produce: \(error)\n".utf8))
+            if format == .json {
+                logger.critical("\(error)")
+            } else {
+                FileHandle.standardError.write(Data("etl-produce: \(error)\n".utf8))
+            }
             throw ExitCode(error.isStartupError ? 2 : 1)
         }
     }

@@ -5,6 +5,7 @@ import Logging
 import Manifest
 import ObjectStore
 import Pipeline
+import TidemarkLogging
 
 /// `etl-recover`: reconciles the manifest, staging directory, multipart uploads and Kafka
 /// offsets after a failure (a thin shell over `Pipeline.Reconciler`).
@@ -31,6 +32,12 @@ struct RecoverCommand: ParsableCommand {
 
             Exit codes: 0 consistent (or made consistent); 1 needs attention (reasons printed); \
             2 could not run (config, lock held by a live engine, store or Kafka unreachable).
+
+            Logs (warnings and errors) go to stderr in the engine configuration's [engine] \
+            log_format: "text" (default) or "json" (one JSON object per line: ts, level, logger, \
+            msg, source, metadata); with "json" the "cannot run" failure is a JSON line too. \
+            ${NAME} and ${file:/path} references in the configuration are resolved as for \
+            etl-engine.
             """
     )
 
@@ -57,12 +64,13 @@ struct RecoverCommand: ParsableCommand {
             FileHandle.standardError.write(Data("etl-recover: \(error)\n".utf8))
             throw ExitCode(2)
         }
-        LoggingSystem.bootstrap { label in
-            var h = StreamLogHandler.standardError(label: label)
-            h.logLevel = .warning
-            return h
-        }
+        let format = LogFormat(rawValue: cfg.engine.logFormat) ?? .text
+        LoggingSystem.bootstrap { label in format.makeHandler(label: label, level: .warning) }
         let logger = Logger(label: "tidemark.recover")
+        // A failure after start-up: a log line in json format, the plain line otherwise.
+        func failure(_ text: String) {
+            if format == .json { logger.critical("\(text)") } else { FileHandle.standardError.write(Data("etl-recover: \(text)\n".utf8)) }
+        }
         let report: RecoveryReport
         do {
             let manifest: Manifest
@@ -88,10 +96,10 @@ struct RecoverCommand: ParsableCommand {
                                     concurrency: cfg.sink.uploadConcurrency, logger: logger)
                 .run(dryRun: dryRun, upload: !noUpload)
         } catch let e as ManifestError {
-            FileHandle.standardError.write(Data("etl-recover: cannot run: \(e)\n".utf8))
+            failure("cannot run: \(e)")
             throw ExitCode(2)
         } catch {
-            FileHandle.standardError.write(Data("etl-recover: cannot run: \(error)\n".utf8))
+            failure("cannot run: \(error)")
             throw ExitCode(2)
         }
         if json {
