@@ -47,6 +47,13 @@ public struct Discrepancy: Sendable, Equatable, Codable {
         /// Offsets below Kafka's committed offset that no batch holds: the manifest's chain
         /// starts after the committed offset it should start from.
         case chainStart = "chain_start"
+        /// `--fleet`: offsets in no object below the partition's log start offset that the group
+        /// had to deliver: Kafka deleted them, they can never be delivered.
+        case lostToRetention = "lost_to_retention"
+        /// `--fleet`: a multipart upload under the prefix older than `[engine] orphan_upload_grace`.
+        case staleUpload = "stale_upload"
+        /// `--fleet`: a `.parquet` object whose tidemark metadata is missing or disagrees with its key.
+        case badMetadata = "bad_metadata"
     }
     public var kind: Kind
     public var key: String?
