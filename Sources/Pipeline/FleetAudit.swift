@@ -234,7 +234,7 @@ public struct FleetAuditor: Sendable {
     /// Lists the sink prefix page by page; HEADs each page's `.parquet` objects in parallel
     /// (bounded by ``FleetAuditOptions/concurrency``) and keeps only their ranges.
     public func scan() throws -> Inventory {
-        let inv = Mutex(Inventory())
+        var inv = Inventory()
         let root = layout.prefix.isEmpty ? "" : layout.prefix + "/"
         let rejectedRoot = layout.rejectedPrefix
         var token: String?
@@ -271,31 +271,31 @@ public struct FleetAuditor: Sendable {
                                                 detail: "object of \(o.size) bytes that is neither a batch's .parquet object nor a dead-letter object"))
             }
             listed += page.objects.count
-            let failure = Mutex<(any Error)?>(nil)
-            let next = Atomic<Int>(0)
-            let batch = toHead
-            let store = self.store
-            DispatchQueue.concurrentPerform(iterations: max(1, min(options.concurrency, batch.count))) { _ in
+            // HEAD on our own threads: DispatchQueue.concurrentPerform runs only as many
+            // iterations at once as there are cores, and a HEAD waits on the network.
+            let work = HeadWork(items: toHead, store: store)
+            Self.onThreads(max(1, min(options.concurrency, toHead.count))) {
                 var mine = Inventory()
-                while failure.withLock({ $0 == nil }) {
-                    let i = next.add(1, ordering: .relaxed).oldValue
-                    guard i < batch.count else { break }
-                    let item = batch[i]
+                while work.failure.withLock({ $0 == nil }) {
+                    let i = work.next.add(1, ordering: .relaxed).oldValue
+                    guard i < work.items.count else { break }
+                    let item = work.items[i]
                     do {
-                        guard let h = try store.headObject(key: item.key) else { continue }  // deleted since the listing
+                        guard let h = try work.store.headObject(key: item.key) else { continue }  // deleted since the listing
                         Self.absorb(h.metadata, key: item.key, tp: item.tp, start: item.start, day: item.day, into: &mine)
                     } catch {
-                        failure.withLock { $0 = $0 ?? error }
+                        work.failure.withLock { $0 = $0 ?? error }
                     }
                 }
-                inv.withLock { $0.merge(mine) }
+                work.found.withLock { $0.merge(mine) }
             }
-            if let e = failure.withLock({ $0 }) { throw e }
-            inv.withLock { $0.merge(local) }
-            headed += batch.count
+            if let e = work.failure.withLock({ $0 }) { throw e }
+            local.merge(work.found.withLock { $0 })
+            inv.merge(local)
+            headed += toHead.count
             options.progress?(listed, headed)
         } while token != nil
-        return inv.withLock { $0 }
+        return inv
     }
 
     /// Checks a scanned store against Kafka's offsets and lists stale multipart uploads.
@@ -337,6 +337,34 @@ public struct FleetAuditor: Sendable {
         var tps = Set(inv.spans.keys).union(inv.deadLetters.keys)
         if let only = options.partition { tps.insert(only) }
         return try check(inv, offsets: offsets(tps))
+    }
+
+    /// One page's HEADs, shared by the worker threads.
+    final class HeadWork: Sendable {
+        let items: [(key: String, tp: TopicPartition, start: Int64, day: Int32)]
+        let store: any ObjectStore
+        let next = Atomic<Int>(0)
+        let failure = Mutex<(any Error)?>(nil)
+        let found = Mutex(Inventory())
+        init(items: [(key: String, tp: TopicPartition, start: Int64, day: Int32)], store: any ObjectStore) {
+            self.items = items
+            self.store = store
+        }
+    }
+
+    /// Runs `body` on `n` threads and waits for all of them.
+    static func onThreads(_ n: Int, _ body: @escaping @Sendable () -> Void) {
+        let done = DispatchGroup()
+        for _ in 0..<n {
+            done.enter()
+            let t = Thread {
+                body()
+                done.leave()
+            }
+            t.stackSize = 1 << 20
+            t.start()
+        }
+        done.wait()
     }
 
     /// The `dt=` segment of a key, as days since 1970-01-01.
