@@ -88,6 +88,7 @@ def main():
     ap.add_argument("--threads", type=int, default=32)
     ap.add_argument("--skip-build", action="store_true")
     args = ap.parse_args()
+    os.environ.update(benchlib.AWS_TEST_ENV)  # boto3 in this process; moto accepts any credentials
     binp = benchlib.release_binaries(args.skip_build)
     with tempfile.TemporaryDirectory(prefix="tidemark-fleet-bench-", ignore_cleanup_errors=True) as work, \
             benchlib.local_stack(os.path.join(work, "stack"), f"{TOPIC}:{args.partitions}", binp) as stack:

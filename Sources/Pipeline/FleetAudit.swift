@@ -237,12 +237,20 @@ public struct FleetAuditor: Sendable {
         var inv = Inventory()
         let root = layout.prefix.isEmpty ? "" : layout.prefix + "/"
         let rejectedRoot = layout.rejectedPrefix
-        var token: String?
         var listed = 0
         var headed = 0
-        repeat {
-            let page = try store.listObjects(prefix: root, startAfter: nil, continuationToken: token, maxKeys: 1000)
-            token = page.nextContinuationToken
+        var next: ObjectPage? = try store.listObjects(prefix: root, startAfter: nil, continuationToken: nil, maxKeys: 1000)
+        while let page = next {
+            // The next page is listed while this one is HEADed (one page ahead, never more).
+            let ahead = PageAhead()
+            if let token = page.nextContinuationToken {
+                let store = self.store
+                ahead.done.enter()
+                Thread {
+                    ahead.page.withLock { $0 = Result { try store.listObjects(prefix: root, startAfter: nil, continuationToken: token, maxKeys: 1000) } }
+                    ahead.done.leave()
+                }.start()
+            }
             var toHead: [(key: String, tp: TopicPartition, start: Int64, day: Int32)] = []
             var local = Inventory()
             for o in page.objects {
@@ -289,12 +297,14 @@ public struct FleetAuditor: Sendable {
                 }
                 work.found.withLock { $0.merge(mine) }
             }
+            ahead.done.wait()
             if let e = work.failure.withLock({ $0 }) { throw e }
             local.merge(work.found.withLock { $0 })
             inv.merge(local)
             headed += toHead.count
             options.progress?(listed, headed)
-        } while token != nil
+            next = try ahead.page.withLock { $0 }?.get()
+        }
         return inv
     }
 
@@ -350,6 +360,12 @@ public struct FleetAuditor: Sendable {
             self.items = items
             self.store = store
         }
+    }
+
+    /// The page listed while the previous one is HEADed.
+    final class PageAhead: Sendable {
+        let page = Mutex<Result<ObjectPage, any Error>?>(nil)
+        let done = DispatchGroup()
     }
 
     /// Runs `body` on `n` threads and waits for all of them.
