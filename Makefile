@@ -89,4 +89,5 @@ clean:
 	-TIDEMARK_STACK_DIR=$(TEST_STACK_DIR) tools/stack down
 	-TIDEMARK_STACK_DIR=$(CURDIR)/.stack-demo tools/stack down
 	-TIDEMARK_STACK_DIR=$(CURDIR)/.stack-bench tools/stack down
-	rm -rf .build .stack .stack-test .stack-demo .stack-bench demo-output build
+	-tools/tansu down
+	rm -rf .build .stack .stack-test .stack-demo .stack-bench .tansu demo-output build

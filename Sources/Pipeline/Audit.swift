@@ -47,8 +47,9 @@ public struct Discrepancy: Sendable, Equatable, Codable {
         /// Offsets below Kafka's committed offset that no batch holds: the manifest's chain
         /// starts after the committed offset it should start from.
         case chainStart = "chain_start"
-        /// `--fleet`: offsets in no object below the partition's log start offset that the group
-        /// had to deliver: Kafka deleted them, they can never be delivered.
+        /// Offsets deleted by retention before they were delivered, as the engine recorded them
+        /// in the manifest (`--fleet`: offsets in no object below the partition's log start
+        /// offset that the group had to deliver): they can never be delivered.
         case lostToRetention = "lost_to_retention"
         /// `--fleet`: a multipart upload under the prefix older than `[engine] orphan_upload_grace`.
         case staleUpload = "stale_upload"
@@ -246,6 +247,21 @@ public struct Auditor: Sendable {
                                           startOffset: pos, endOffset: next - 1,
                                           detail: "offsets \(pos)...\(next - 1) are in no object, but Kafka committed \(c) and this manifest's first batch of the partition started at \(lowest): those records were committed without being delivered"))
             }
+        }
+
+        // Ranges lost to retention, as the engine recorded them; a gap or chain-start hole that
+        // lies inside one is that loss, reported once.
+        let losses = try manifest.losses().filter { l in
+            options.partition.map { $0.topic == l.topic && $0.partition == l.partition } ?? true
+        }
+        for l in losses {
+            issues.append(Discrepancy(kind: .lostToRetention, key: nil, topic: l.topic, partition: l.partition,
+                                      startOffset: l.startOffset, endOffset: l.endOffset,
+                                      detail: "offsets \(l.startOffset)...\(l.endOffset) were \(l.detail), detected \(l.detectedAt)"))
+        }
+        issues.removeAll { d in
+            guard d.kind == .gap || d.kind == .chainStart, let s = d.startOffset, let e = d.endOffset else { return false }
+            return losses.contains { $0.topic == d.topic && $0.partition == d.partition && $0.startOffset <= s && e <= $0.endOffset }
         }
 
         // 4. Deep: content hash and Parquet footer of every delivered object.

@@ -59,6 +59,7 @@ extension Engine {
             partitions[tp] = st
             logger.info("partition assigned", metadata: [
                 "partition": "\(tp)", "committed": "\(position.map(String.init) ?? "none")",
+                "starts_at": "\(position.map { "the committed offset \($0)" } ?? (read == nil ? "unknown: the committed offset could not be read; librdkafka asks again" : "no committed offset for the group: auto_offset_reset = \(config.kafka.autoOffsetReset) (the log's \(["latest", "largest", "end"].contains(config.kafka.autoOffsetReset) ? "end" : "beginning"))"))",
                 "manifest_batches_ahead": "\(st.knownRanges.count)"])
         }
         offsets.setOwned(Set(partitions.keys))

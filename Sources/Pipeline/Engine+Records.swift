@@ -25,8 +25,18 @@ extension Engine {
     }
 
     func handle(_ message: borrowing KafkaMessageView) throws {
-        guard let (tp, st) = state(of: message) else { return }
+        guard let (tp, st) = state(of: message), !st.halted else { return }
         let offset = message.offset
+        if let open = st.open, offset > open.endOffset + 1,
+           let w = try? consumer.watermarks(tp, cached: true, timeout: .zero), w.low > open.endOffset + 1 {
+            // Records between the open batch's last one and this one were deleted by retention
+            // before they were read (the consumer fell below the log start and was reset). The
+            // open batch ends at its last record; the chain restarts after the hole.
+            let lost = (open.endOffset + 1)...(min(w.low, offset) - 1)
+            try seal(tp, st, reason: "records lost to retention follow")
+            st.position = lost.upperBound + 1
+            guard dataLoss(tp, lost, logStart: w.low) else { return }
+        }
         if let skip = st.skipUntil {
             if offset < skip { return }
             st.skipUntil = nil
@@ -46,9 +56,16 @@ extension Engine {
             if let p = st.position, offset < p { return }   // delivered or staged already
             let ts = message.timestamp.milliseconds
             var start = st.position ?? offset
-            if st.needsProbe && offset > start {
-                start = try startAfterGap(tp, from: start, firstRecord: offset)
+            if st.needsProbe && offset > start,
+               let w = try? consumer.watermarks(tp, cached: false, timeout: .seconds(5)), w.low > start {
+                // The first record after the chain position lies beyond the log start: the
+                // offsets in between were deleted by retention before they were delivered (the
+                // committed offset fell out of range and librdkafka reset to the earliest). Other
+                // gaps at a batch start are transaction markers or compaction: the batch covers them.
+                let lost = start...(min(w.low, offset) - 1)
+                start = lost.upperBound + 1
                 st.position = start
+                guard dataLoss(tp, lost, logStart: w.low) else { return }
             }
             if st.needsProbe {
                 let key = layout.objectKey(topic: tp.topic, partition: tp.partition, start: start, startTimestampMillis: ts)
@@ -102,17 +119,32 @@ extension Engine {
         }
     }
 
-    /// The first record after the chain position `from` is at `firstRecord > from`. Offsets in
-    /// between hold no record the consumer returns: transaction markers, aborted or compacted
-    /// records (the batch covers them), or records deleted by retention before they were
-    /// delivered (a loss: logged as an error, and the chain restarts at the log start, so
-    /// `etl-audit` reports the hole between the committed offset and the first object).
-    func startAfterGap(_ tp: TopicPartition, from: Int64, firstRecord: Int64) throws -> Int64 {
-        guard let w = try? consumer.watermarks(tp, cached: false, timeout: .seconds(5)), w.low > from else { return from }
-        let start = min(w.low, firstRecord)
+    /// Offsets `lost` of `tp` were deleted by retention before they were delivered: recorded in
+    /// the manifest (etl-audit reports them), logged as an error naming the range, counted. With
+    /// `[kafka] on_data_loss = "fail"` the partition stops here (nothing past the hole is
+    /// committed) and the engine exits with ``EngineExit/dataLoss``; returns whether to go on.
+    func dataLoss(_ tp: TopicPartition, _ lost: ClosedRange<Int64>, logStart: Int64) -> Bool {
+        let count = lost.upperBound - lost.lowerBound + 1
+        metrics.dataLossRecords.add(Int(count), ordering: .relaxed)
+        let fail = config.kafka.onDataLoss == "fail"
+        let detail = "deleted by retention before delivery (log start \(logStart)); on_data_loss = \(config.kafka.onDataLoss)"
+        do {
+            try manifest.recordLoss(topic: tp.topic, partition: tp.partition, start: lost.lowerBound, end: lost.upperBound, detail: detail)
+        } catch {
+            logger.error("cannot record the loss in the manifest", metadata: ["error": "\(error)"])
+        }
         logger.error("records deleted by retention before they were delivered", metadata: [
-            "partition": "\(tp)", "lost": "\(from)...\(start - 1)", "log_start": "\(w.low)"])
-        return start
+            "topic": "\(tp.topic)", "partition": "\(tp.partition)", "lost": "\(lost.lowerBound)...\(lost.upperBound)",
+            "records": "\(count)", "log_start": "\(logStart)",
+            "action": "\(fail ? "stopping (on_data_loss = fail): nothing past the hole is committed; set on_data_loss = \"report\" to go on" : "going on after the hole (on_data_loss = report)")"])
+        guard fail else {
+            scheduler.lost(tp, start: lost.lowerBound, end: lost.upperBound)
+            return true
+        }
+        partitions[tp]?.halted = true
+        fatalExit = EngineExit.dataLoss
+        requestStop()
+        return false
     }
 
     func seek(_ tp: TopicPartition, _ st: PartitionState, to offset: Int64, why: String) throws {

@@ -23,6 +23,41 @@ public struct EngineConfig: Sendable, Equatable {
         public var sessionTimeout: Duration = .seconds(30)
         /// `[kafka.properties]`: passed to librdkafka as-is (security.protocol, sasl.*, ssl.*, ...).
         public var properties: [String: String] = [:]
+        /// `[kafka] instance_id`: librdkafka's `group.instance.id` (static group membership). Nil
+        /// (the default) derives one that is stable across restarts from the host name and the
+        /// staging directory (``effectiveInstanceID(stagingDirectory:)``); "" turns static
+        /// membership off.
+        public var instanceID: String?
+        /// `[kafka] on_data_loss`: what to do when records were deleted by retention before they
+        /// were delivered (committed offset below the log start): `fail` (default: exit 4
+        /// before committing past them) or `report` (record, log, count, go on).
+        public var onDataLoss: String = "fail"
+
+        /// The `group.instance.id` to use, or nil for none: `instance_id` when set and not
+        /// empty, else `tidemark-<host>-<first 12 hex digits of SHA-256(staging dir)>` (two
+        /// engines on one host have two staging directories, so two ids).
+        public func effectiveInstanceID(stagingDirectory: String, hostName: String? = nil) -> String? {
+            if let instanceID { return instanceID.isEmpty ? nil : instanceID }
+            let host = (hostName ?? Self.hostName()).map { c -> Character in
+                c.isASCII && (c.isLetter || c.isNumber || c == "." || c == "-" || c == "_") ? c : "_"
+            }
+            let dir = (stagingDirectory as NSString).standardizingPath
+            return "tidemark-\(String(host).prefix(64))-\(Self.fnv1a64Hex(dir).prefix(12))"
+        }
+
+        static func hostName() -> String {
+            var buf = [CChar](repeating: 0, count: 256)
+            guard gethostname(&buf, buf.count) == 0 else { return "host" }
+            return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        }
+
+        /// A stable 64-bit hash (FNV-1a) as hex: the id must not change across releases.
+        static func fnv1a64Hex(_ s: String) -> String {
+            var h: UInt64 = 0xcbf2_9ce4_8422_2325
+            for b in s.utf8 { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01b3 }
+            let hex = String(h, radix: 16)
+            return String(repeating: "0", count: 16 - hex.count) + hex
+        }
     }
 
     public struct Sink: Sendable, Equatable {
@@ -115,7 +150,9 @@ public struct EngineConfig: Sendable, Equatable {
     public static let keys: [String: [String: String]] = [
         "kafka": ["brokers": "bootstrap servers", "topics": "topics (list)", "group_id": "consumer group",
                   "auto_offset_reset": "earliest|latest", "rebalance_protocol": "cooperative-sticky|eager",
-                  "session_timeout": "duration", "properties": "table of librdkafka properties"],
+                  "session_timeout": "duration", "properties": "table of librdkafka properties",
+                  "instance_id": "static membership id (default derived from host and staging dir; \"\" = off)",
+                  "on_data_loss": "fail|report"],
         "sink": ["url": "s3://bucket/prefix or file:///dir", "endpoint": "S3 endpoint URL", "region": "S3 region",
                  "path_style": "bool", "sse": "none|AES256|aws:kms", "sse_kms_key_id": "KMS key id",
                  "part_size": "size", "upload_concurrency": "int", "ca_bundle": "path", "request_timeout": "duration",
@@ -159,6 +196,8 @@ public struct EngineConfig: Sendable, Equatable {
         c.kafka.rebalanceProtocol = try r.string("kafka", "rebalance_protocol") ?? c.kafka.rebalanceProtocol
         c.kafka.sessionTimeout = try r.duration("kafka", "session_timeout") ?? c.kafka.sessionTimeout
         c.kafka.properties = try r.stringTable("kafka", "properties") ?? [:]
+        c.kafka.instanceID = try r.string("kafka", "instance_id") ?? c.kafka.instanceID
+        c.kafka.onDataLoss = try r.string("kafka", "on_data_loss") ?? c.kafka.onDataLoss
 
         c.sink.url = try r.string("sink", "url") ?? c.sink.url
         c.sink.endpoint = try r.string("sink", "endpoint")
@@ -219,6 +258,10 @@ public struct EngineConfig: Sendable, Equatable {
         try need(!kafka.groupID.isEmpty, "kafka.group_id", "must not be empty")
         try need(["earliest", "latest", "smallest", "largest", "beginning", "end", "error"].contains(kafka.autoOffsetReset),
                  "kafka.auto_offset_reset", "'\(kafka.autoOffsetReset)' must be earliest or latest")
+        try need(["fail", "report"].contains(kafka.onDataLoss),
+                 "kafka.on_data_loss", "'\(kafka.onDataLoss)' must be fail or report")
+        try need(kafka.instanceID.map { $0.count <= 249 && $0.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "." || $0 == "-" || $0 == "_") } } ?? true,
+                 "kafka.instance_id", "must be at most 249 characters of a-z A-Z 0-9 . _ -")
         try need(["cooperative-sticky", "eager"].contains(kafka.rebalanceProtocol),
                  "kafka.rebalance_protocol", "'\(kafka.rebalanceProtocol)' must be cooperative-sticky or eager")
         try need(!sink.url.isEmpty, "sink.url", "is required (s3://bucket/prefix or file:///dir)")

@@ -109,6 +109,7 @@ public final class EngineMetrics: Sendable {
     let batchesAbandoned = Atomic<Int>(0)
     let batchesSuperseded = Atomic<Int>(0)
     let uploadSeconds = Atomic<Int>(0)   // microseconds
+    let dataLossRecords = Atomic<Int>(0)
     let uploadCount = Atomic<Int>(0)
     let lag = Mutex<[String: Int64]>([:])
     let states = Mutex<[String: Int]>([:])
@@ -132,6 +133,9 @@ public final class EngineMetrics: Sendable {
             ("{outcome=\"abandoned\"}", "\(batchesAbandoned.load(ordering: .relaxed))"),
             ("{outcome=\"superseded\"}", "\(batchesSuperseded.load(ordering: .relaxed))"),
         ])
+        metric("tidemark_data_loss_records_total", "counter",
+               "Offsets deleted by retention before they were delivered (each range is also in the manifest and the log).",
+               [("", "\(dataLossRecords.load(ordering: .relaxed))")])
         metric("tidemark_batch_commit_seconds", "summary", "Time from a batch sealed to its offsets committed.", [
             ("_sum", String(format: "%.6f", Double(uploadSeconds.load(ordering: .relaxed)) / 1e6)),
             ("_count", "\(uploadCount.load(ordering: .relaxed))"),

@@ -27,10 +27,18 @@ public struct PartitionMachine: Sendable, Equatable {
     public enum Event: Sendable, Equatable {
         /// Kafka's committed offset for the partition (nil: the group has none).
         case committed(Int64?)
+        /// The partition was (re)assigned to this process with Kafka's committed offset: the
+        /// owner reads from there, so every batch staged from now on is valid (a break is
+        /// healed); what the machine learnt about delivered offsets stays (the frontier never
+        /// moves back: batches this process drove before the assignment moved it).
+        case assigned(committed: Int64?)
         /// A batch of the partition finished with `outcome`.
         case finished(start: Int64, end: Int64, outcome: BatchStateMachine.Outcome)
         /// An object holding `[start, end]` was found (the owner's probe at its chain position).
         case objectFound(start: Int64, end: Int64)
+        /// Offsets `[start, end]` were deleted by retention before they were delivered and the
+        /// operator chose to go on (`on_data_loss = report`): the chain continues past them.
+        case lost(start: Int64, end: Int64)
         /// The owner re-seeked the partition to `from` after a break: batches staged from now on
         /// start there.
         case reread(from: Int64)
@@ -56,6 +64,10 @@ public struct PartitionMachine: Sendable, Equatable {
     public private(set) var committedKnown = false
     /// Where the chain broke (a batch ABANDONED or SUPERSEDED); nil when whole.
     public private(set) var brokenAt: Int64?
+    /// Delivered ranges above the frontier, not yet joined to it (a batch that finished while the
+    /// machine's frontier was behind it, e.g. one in flight across an assignment). They join the
+    /// chain once the frontier reaches them.
+    public private(set) var deliveredAhead: [ClosedRange<Int64>] = []
 
     public init() {}
 
@@ -99,9 +111,16 @@ public struct PartitionMachine: Sendable, Equatable {
         case .committed(let c):
             committedKnown = true
             if let c { frontier = max(frontier ?? c, c) }
+            joinDelivered()
             return nil
-        case let .objectFound(start, end):
-            if let f = frontier, start <= f { frontier = max(f, end + 1) }
+        case .assigned(let c):
+            committedKnown = true
+            if let c { frontier = max(frontier ?? c, c) }
+            brokenAt = nil
+            joinDelivered()
+            return nil
+        case let .objectFound(start, end), let .lost(start, end):
+            delivered(start...end)
             return nil
         case .reread(let from):
             // The frontier never moves back: offsets below it are delivered, whoever reads them.
@@ -111,20 +130,44 @@ public struct PartitionMachine: Sendable, Equatable {
             switch outcome {
             case .committed, .uploadedNotOwned:
                 // Our object holds [start, end]: the chain continues after it if it continued
-                // up to it.
-                if let f = frontier, start <= f { frontier = max(f, end + 1) }
+                // up to it; otherwise it is remembered until the chain reaches it.
+                delivered(start...end)
                 return nil
             case .abandoned:
                 brokenAt = min(brokenAt ?? start, start)
                 return start
             case .superseded(let resumeAt):
                 // Another writer's objects hold [start, resumeAt - 1].
-                if let f = frontier, start <= f { frontier = max(f, resumeAt) }
+                if resumeAt > start { delivered(start...(resumeAt - 1)) }
                 brokenAt = min(brokenAt ?? resumeAt, resumeAt)
                 return resumeAt
             case .needsAttention:
                 return nil
             }
         }
+    }
+
+    /// Offsets `r` are in the store: the frontier moves past them if it reaches them.
+    private mutating func delivered(_ r: ClosedRange<Int64>) {
+        if let f = frontier, r.lowerBound <= f {
+            frontier = max(f, r.upperBound + 1)
+        } else {
+            deliveredAhead.append(r)
+        }
+        joinDelivered()
+    }
+
+    private mutating func joinDelivered() {
+        guard var f = frontier else { return }
+        var moved = true
+        while moved {
+            moved = false
+            for r in deliveredAhead where r.lowerBound <= f && r.upperBound + 1 > f {
+                f = r.upperBound + 1
+                moved = true
+            }
+        }
+        deliveredAhead.removeAll { $0.upperBound < f }
+        frontier = f
     }
 }

@@ -121,18 +121,29 @@ final class UploadScheduler: Sendable {
         wakeup.signal()
     }
 
-    /// `tp` was (re)assigned, but its committed offset could not be read: the machine reads it.
-    func resetChain(_ tp: TopicPartition) {
-        state.withLock { $0.machines[tp] = PartitionMachine() }
+    /// Offsets `[start, end]` of `tp` were lost to retention and the engine goes on past them.
+    func lost(_ tp: TopicPartition, start: Int64, end: Int64) {
+        state.withLock { _ = $0.machines[tp, default: PartitionMachine()].apply(.lost(start: start, end: end)) }
+        wakeup.signal()
     }
 
-    /// `tp` was (re)assigned with Kafka's committed offset `committed`: its chain starts there.
-    func assigned(_ tp: TopicPartition, committed: Int64?) {
+    /// `tp` was (re)assigned, but its committed offset could not be read: a break is healed (the
+    /// owner reads from the committed offset) and the frontier kept.
+    func resetChain(_ tp: TopicPartition) {
         state.withLock { s in
-            var m = PartitionMachine()
-            m.apply(.committed(committed))
-            s.machines[tp] = m
+            if var m = s.machines[tp] {
+                m.apply(.assigned(committed: nil))
+                s.machines[tp] = m
+            }
         }
+    }
+
+    /// `tp` was (re)assigned with Kafka's committed offset `committed`. The machine keeps what
+    /// it learnt before: batches driven between start-up and the assignment moved its frontier
+    /// (a fresh machine here left the batches after them waiting forever: found by the
+    /// transactional crash scenario, kill -9 with 15 batches STAGED, restart).
+    func assigned(_ tp: TopicPartition, committed: Int64?) {
+        state.withLock { _ = $0.machines[tp, default: PartitionMachine()].apply(.assigned(committed: committed)) }
         wakeup.signal()
     }
 

@@ -26,6 +26,12 @@ struct AuditCommand: ParsableCommand {
               gap, overlap                                     offsets in no batch / in two batches (also across objects)
               offset_behind, offset_ahead                      Kafka's committed offset disagrees with the chain's end + 1
               rejected_missing                                 a dead-letter object the manifest records is absent
+              orphan_rejected                                  a dead-letter object no delivered batch accounts for \
+            (its records are also in the winner's; etl-recover deletes it)
+              chain_start                                      offsets below Kafka's committed offset in no object, \
+            from where this manifest's first batch of the partition began (committed, never delivered)
+              lost_to_retention                                offsets deleted by retention before delivery, as the \
+            engine recorded them (never deliverable)
             With --deep it also HEADs every object and downloads it (8 MiB ranges, parallel, \
             bounded memory), recomputes its SHA-256 and reads its Parquet footer:
               sha256_mismatch, rejected_count_mismatch         object metadata disagrees with the manifest

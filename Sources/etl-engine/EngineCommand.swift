@@ -56,8 +56,20 @@ struct EngineCommand: ParsableCommand {
               max_bytes = "128MiB"
               max_age = "60s"
 
-            Exit codes: 0 stopped cleanly; 1 runtime failure; 2 configuration or start-up error \
-            (the message names the key, file or address at fault).
+            Static group membership: [kafka] instance_id sets librdkafka's group.instance.id, so a \
+            restart after kill -9 takes its old place without waiting for the session timeout. \
+            By default it is derived from the host name and the staging directory (stable across \
+            restarts, distinct per deployment); instance_id = "" turns it off.
+
+            Records deleted by retention before they were delivered (committed offset below the \
+            log start offset) are recorded in the manifest and logged as an error naming the \
+            topic, partition and range; [kafka] on_data_loss = "fail" (default) exits 4 before \
+            committing past them, "report" goes on. etl-audit reports them.
+
+            Exit codes: 0 stopped cleanly (or --until-idle drained everything assigned); 1 runtime \
+            failure; 2 configuration or start-up error (the message names the key, file or \
+            address at fault); 3 --until-idle and no partition was assigned within \
+            --assignment-timeout; 4 records lost to retention and on_data_loss = "fail".
             """
     )
 
@@ -68,6 +80,11 @@ struct EngineCommand: ParsableCommand {
         "Exit 0 once no record arrived for this long and everything read is committed (e.g. 5s). In this mode a partition at its end for 250 ms seals its open batch at once.",
         valueName: "duration"))
     var untilIdle: String?
+
+    @Option(name: .long, help: ArgumentHelp(
+        "With --until-idle: how long to wait for the group to assign a partition before exiting 3 (default 5m). Idle time counts only while partitions are assigned.",
+        valueName: "duration"))
+    var assignmentTimeout: String?
 
     @Flag(name: .long, help: "Validate the configuration and connectivity (manifest, object store, Kafka), then exit.")
     var check = false
@@ -98,6 +115,14 @@ struct EngineCommand: ParsableCommand {
                 throw ExitCode(2)
             }
             idle = d
+        }
+        var assignmentWait: Duration = .seconds(300)
+        if let assignmentTimeout {
+            guard let d = EngineConfig.parseDuration(assignmentTimeout) else {
+                FileHandle.standardError.write(Data("etl-engine: --assignment-timeout '\(assignmentTimeout)' is not a duration (e.g. 5m)\n".utf8))
+                throw ExitCode(2)
+            }
+            assignmentWait = d
         }
         let level = Logger.Level(rawValue: cfg.engine.logLevel) ?? .info
         LoggingSystem.bootstrap { label in
@@ -146,7 +171,7 @@ struct EngineCommand: ParsableCommand {
         }
         signals.start()
         do {
-            let code = try engine.run(untilIdle: idle)
+            let code = try engine.run(untilIdle: idle, assignmentTimeout: assignmentWait)
             if code != 0 { throw ExitCode(code) }
         } catch let e as ExitCode {
             throw e

@@ -18,6 +18,9 @@ struct PartitionModel {
         var running = false
         var position: Int64 = 0
         var needsProbe = true
+        /// The manifest's live ranges at or after the position when the partition was assigned
+        /// (the engine's `knownRanges`): skipped while reading, a batch is cut before each.
+        var known: [ClosedRange<Int64>] = []
         var machine = PartitionMachine()
         var live: [Batch] { manifest.filter { !$0.state.isFinal }.sorted { $0.start < $1.start } }
     }
@@ -42,17 +45,38 @@ struct PartitionModel {
         engines[e].machine.apply(.committed(committed))
         engines[e].position = committed ?? 0
         engines[e].needsProbe = true
+        captureKnown(e)
+    }
+
+    mutating func captureKnown(_ e: Int) {
+        let p = engines[e].position
+        engines[e].known = engines[e].live.filter { $0.end >= p }.map { $0.start...$0.end }
     }
 
     mutating func crash(_ e: Int) { engines[e].running = false }
+
+    /// A rebalance hands the partition back to a running engine: the poll thread restarts at
+    /// the committed offset with the manifest's live ranges to skip, and the machine is told
+    /// (the engine keeps its machine across assignments).
+    mutating func reassign(_ e: Int) {
+        guard engines[e].running else { return }
+        engines[e].machine.apply(.assigned(committed: committed))
+        engines[e].position = committed ?? 0
+        engines[e].needsProbe = true
+        captureKnown(e)
+    }
 
     /// Reads and stages one batch from the engine's position, as `Engine.handle` does.
     mutating func stage(_ e: Int) {
         guard engines[e].running else { return }
         var p = engines[e].position
-        // Skip our own live ranges (knownRanges), and probe at the chain position.
+        // Skip the known ranges, and probe at the chain position.
         while true {
-            if let r = engines[e].live.first(where: { $0.start <= p && p <= $0.end }) { p = r.end + 1; engines[e].needsProbe = true; continue }
+            if let i = engines[e].known.firstIndex(where: { $0.contains(p) }) {
+                p = engines[e].known.remove(at: i).upperBound + 1
+                engines[e].needsProbe = true
+                continue
+            }
             if engines[e].needsProbe, let o = objects[p] {
                 engines[e].machine.apply(.objectFound(start: p, end: o.end))
                 p = o.end + 1
@@ -63,7 +87,11 @@ struct PartitionModel {
         engines[e].position = p
         guard p < records else { return }
         var end = min(p + engines[e].batchSize - 1, records - 1)
-        if let next = engines[e].live.first(where: { $0.start > p }) { end = min(end, next.start - 1) }
+        if let next = engines[e].known.filter({ $0.lowerBound > p }).map(\.lowerBound).min() { end = min(end, next - 1) }
+        if let clash = engines[e].live.first(where: { $0.start <= end && p <= $0.end }) {
+            violations.append("engine \(e) staged \(p)...\(end) over its live batch \(clash.start)...\(clash.end) (the manifest refuses it)")
+            return
+        }
         engines[e].needsProbe = false
         let id = nextID
         nextID += 1
@@ -92,6 +120,7 @@ struct PartitionModel {
                 for f in engines[e].live where f.start > b.start && f.state == .staged { setState(e, f.id, .abandoned, dropFile: true) }
                 engines[e].position = reseek
                 engines[e].needsProbe = true
+                engines[e].known.removeAll { $0.lowerBound >= reseek || $0.contains(reseek) }
                 engines[e].machine.apply(.reread(from: reseek))
             }
         }
@@ -220,8 +249,9 @@ struct PartitionMachineTests {
             switch Int.random(in: 0..<100, using: &rng) {
             case 0..<35: w.stage(e)
             case 35..<70: w.upload(e)
-            case 70..<78: w.crash(e)
-            case 78..<88: w.restart(e)
+            case 70..<76: w.crash(e)
+            case 76..<80: w.reassign(e)
+            case 80..<88: w.restart(e)
             case 88..<94: w.recover(e)
             default: w.loseFile(e, pick: Int.random(in: 0..<8, using: &rng))
             }
@@ -273,5 +303,32 @@ struct PartitionMachineTests {
         m.apply(.finished(start: 0, end: 499, outcome: .committed))
         #expect(m.frontier == 500)
         #expect(m.decide(start: 1000, end: 1999, state: .staged) == .wait(missing: 500...999))
+    }
+
+    @Test("a batch that finishes while the frontier is behind it joins the chain once the frontier reaches it")
+    func outOfOrderDelivery() {
+        // Found by the transactional crash scenario: batch [1505, 2006] was in flight across the
+        // assignment and finished before [1003, 1504] (UPLOADED before the crash) was committed;
+        // a machine that dropped the early news left [2007, ...] waiting forever.
+        var m = PartitionMachine()
+        m.apply(.assigned(committed: 1003))
+        m.apply(.finished(start: 1505, end: 2006, outcome: .committed))
+        #expect(m.frontier == 1003)
+        #expect(m.decide(start: 2007, end: 2508, state: .staged) == .wait(missing: 1003...2006))
+        m.apply(.finished(start: 1003, end: 1504, outcome: .committed))
+        #expect(m.frontier == 2007)
+        #expect(m.decide(start: 2007, end: 2508, state: .staged) == .drive(coveredThrough: nil))
+    }
+
+    @Test("a reassignment keeps the frontier (never moves back) and heals a break")
+    func reassignmentKeepsFrontier() {
+        var m = PartitionMachine()
+        m.apply(.committed(1003))
+        m.apply(.finished(start: 1003, end: 1504, outcome: .uploadedNotOwned))
+        m.apply(.finished(start: 1505, end: 2006, outcome: .abandoned(reason: "lost")))
+        m.apply(.assigned(committed: 1003))
+        #expect(m.frontier == 1505)
+        #expect(m.brokenAt == nil)
+        #expect(m.decide(start: 1505, end: 1999, state: .staged) == .drive(coveredThrough: nil))
     }
 }
