@@ -2,7 +2,6 @@ import Foundation
 import KafkaSource
 import Logging
 import ObjectStore
-import Synchronization
 
 // `etl-audit --fleet`: the audit of a whole consumer group (every engine of the fleet) from the
 // store alone. Engines that scale out share one group and one sink but each has its own
@@ -232,80 +231,66 @@ public struct FleetAuditor: Sendable {
     }
 
     /// Lists the sink prefix page by page; HEADs each page's `.parquet` objects in parallel
-    /// (bounded by ``FleetAuditOptions/concurrency``) and keeps only their ranges.
+    /// (bounded by ``FleetAuditOptions/concurrency``) and keeps only their ranges. The next page
+    /// is listed on this thread while the workers HEAD the current one.
     public func scan() throws -> Inventory {
         var inv = Inventory()
         let root = layout.prefix.isEmpty ? "" : layout.prefix + "/"
-        let rejectedRoot = layout.rejectedPrefix
+        let pool = HeadPool(store: store, workers: max(1, options.concurrency))
+        defer { pool.close() }
         var listed = 0
         var headed = 0
-        var next: ObjectPage? = try store.listObjects(prefix: root, startAfter: nil, continuationToken: nil, maxKeys: 1000)
-        while let page = next {
-            // The next page is listed while this one is HEADed (one page ahead, never more).
-            let ahead = PageAhead()
-            if let token = page.nextContinuationToken {
-                let store = self.store
-                ahead.done.enter()
-                Thread {
-                    ahead.page.withLock { $0 = Result { try store.listObjects(prefix: root, startAfter: nil, continuationToken: token, maxKeys: 1000) } }
-                    ahead.done.leave()
-                }.start()
+        var page = try store.listObjects(prefix: root, startAfter: nil, continuationToken: nil, maxKeys: 1000)
+        while true {
+            var (local, toHead) = classify(page, root: root)
+            pool.submit(toHead)
+            listed += page.objects.count
+            let next = try page.nextContinuationToken.map {
+                try store.listObjects(prefix: root, startAfter: nil, continuationToken: $0, maxKeys: 1000)
             }
-            var toHead: [(key: String, tp: TopicPartition, start: Int64, day: Int32)] = []
-            var local = Inventory()
-            for o in page.objects {
-                let rel = o.key.dropFirst(root.count)
-                if o.key.hasPrefix(rejectedRoot) {
-                    if let d = DeadLetterOrphans.parse(o.key) {
-                        let tp = TopicPartition(topic: d.topic, partition: d.partition)
-                        if let only = options.partition, only != tp { continue }
-                        local.deadLetters[tp, default: []].append(FleetDeadLetter(key: o.key, start: d.start, end: d.end))
-                        local.objects += 1
-                        local.bytes += o.size
-                        continue
-                    }
-                } else if rel.hasPrefix("topic="), let k = layout.parseObjectKey(o.key), let day = Self.day(of: o.key) {
-                    let tp = TopicPartition(topic: k.topic, partition: k.partition)
+            local.merge(try pool.wait())
+            inv.merge(local)
+            headed += toHead.count
+            options.progress?(listed, headed)
+            guard let next else { break }
+            page = next
+        }
+        return inv
+    }
+
+    typealias HeadItem = (key: String, tp: TopicPartition, start: Int64, day: Int32)
+
+    /// Sorts one page: dead-letter objects (parsed from the key), `.parquet` objects to HEAD,
+    /// anything else (unknown_object).
+    func classify(_ page: ObjectPage, root: String) -> (Inventory, [HeadItem]) {
+        var local = Inventory()
+        var toHead: [HeadItem] = []
+        for o in page.objects {
+            let rel = o.key.dropFirst(root.count)
+            if o.key.hasPrefix(layout.rejectedPrefix) {
+                if let d = DeadLetterOrphans.parse(o.key) {
+                    let tp = TopicPartition(topic: d.topic, partition: d.partition)
                     if let only = options.partition, only != tp { continue }
-                    toHead.append((o.key, tp, k.start, day))
+                    local.deadLetters[tp, default: []].append(FleetDeadLetter(key: o.key, start: d.start, end: d.end))
                     local.objects += 1
                     local.bytes += o.size
                     continue
                 }
-                if options.partition != nil { continue }
+            } else if rel.hasPrefix("topic="), let k = layout.parseObjectKey(o.key), let day = Self.day(of: o.key) {
+                let tp = TopicPartition(topic: k.topic, partition: k.partition)
+                if let only = options.partition, only != tp { continue }
+                toHead.append((o.key, tp, k.start, day))
                 local.objects += 1
                 local.bytes += o.size
-                local.issues.append(Discrepancy(kind: .unknownObject, key: o.key,
-                                                detail: "object of \(o.size) bytes that is neither a batch's .parquet object nor a dead-letter object"))
+                continue
             }
-            listed += page.objects.count
-            // HEAD on our own threads: DispatchQueue.concurrentPerform runs only as many
-            // iterations at once as there are cores, and a HEAD waits on the network.
-            let work = HeadWork(items: toHead, store: store)
-            Self.onThreads(max(1, min(options.concurrency, toHead.count))) {
-                var mine = Inventory()
-                while work.failure.withLock({ $0 == nil }) {
-                    let i = work.next.add(1, ordering: .relaxed).oldValue
-                    guard i < work.items.count else { break }
-                    let item = work.items[i]
-                    do {
-                        guard let h = try work.store.headObject(key: item.key) else { continue }  // deleted since the listing
-                        Self.absorb(h.metadata, key: item.key, tp: item.tp, start: item.start, day: item.day, into: &mine)
-                    } catch {
-                        work.failure.withLock { $0 = $0 ?? error }
-                    }
-                }
-                work.found.withLock { $0.merge(mine) }
-            }
-            ahead.done.wait()
-            if let e = work.failure.withLock({ $0 }) { throw e }
-            local.merge(work.found.withLock { $0 })
-            inv.merge(local)
-            headed += toHead.count
-            options.progress?(listed, headed)
-            next = try ahead.page.withLock { $0 }?.get()
+            if options.partition != nil { continue }
+            local.objects += 1
+            local.bytes += o.size
+            local.issues.append(Discrepancy(kind: .unknownObject, key: o.key,
+                                            detail: "object of \(o.size) bytes that is neither a batch's .parquet object nor a dead-letter object"))
         }
-        return inv
+        return (local, toHead)
     }
 
     /// Checks a scanned store against Kafka's offsets and lists stale multipart uploads.
@@ -349,38 +334,91 @@ public struct FleetAuditor: Sendable {
         return try check(inv, offsets: offsets(tps))
     }
 
-    /// One page's HEADs, shared by the worker threads.
-    final class HeadWork: Sendable {
-        let items: [(key: String, tp: TopicPartition, start: Int64, day: Int32)]
-        let store: any ObjectStore
-        let next = Atomic<Int>(0)
-        let failure = Mutex<(any Error)?>(nil)
-        let found = Mutex(Inventory())
-        init(items: [(key: String, tp: TopicPartition, start: Int64, day: Int32)], store: any ObjectStore) {
-            self.items = items
+    /// `workers` threads that live for the whole scan (threads started per page left their
+    /// stacks' pages behind: RSS grew with every page) and HEAD one page's objects at a time.
+    final class HeadPool: @unchecked Sendable {
+        // @unchecked: every field below is read and written only with `cond` locked.
+        private let cond = NSCondition()
+        private let store: any ObjectStore
+        private var items: [HeadItem] = []
+        private var index = 0
+        private var busy = 0
+        private var closed = false
+        private var running = 0
+        private var found = Inventory()
+        private var failure: (any Error)?
+
+        init(store: any ObjectStore, workers: Int) {
             self.store = store
-        }
-    }
-
-    /// The page listed while the previous one is HEADed.
-    final class PageAhead: Sendable {
-        let page = Mutex<Result<ObjectPage, any Error>?>(nil)
-        let done = DispatchGroup()
-    }
-
-    /// Runs `body` on `n` threads and waits for all of them.
-    static func onThreads(_ n: Int, _ body: @escaping @Sendable () -> Void) {
-        let done = DispatchGroup()
-        for _ in 0..<n {
-            done.enter()
-            let t = Thread {
-                body()
-                done.leave()
+            running = workers
+            for _ in 0..<workers {
+                let t = Thread { [self] in work() }
+                t.stackSize = 1 << 20
+                t.start()
             }
-            t.stackSize = 1 << 20
-            t.start()
         }
-        done.wait()
+
+        /// Hands the workers one page's objects (call ``wait()`` before the next page).
+        func submit(_ page: [HeadItem]) {
+            cond.lock()
+            items = page
+            index = 0
+            cond.broadcast()
+            cond.unlock()
+        }
+
+        /// Waits until the page is HEADed; its ranges, or the first error.
+        func wait() throws -> Inventory {
+            cond.lock()
+            defer { cond.unlock() }
+            while (index < items.count && failure == nil) || busy > 0 { cond.wait() }
+            items = []
+            index = 0
+            if let failure { throw failure }
+            defer { found = Inventory() }
+            return found
+        }
+
+        /// Stops the workers and waits for them to exit.
+        func close() {
+            cond.lock()
+            closed = true
+            cond.broadcast()
+            while running > 0 { cond.wait() }
+            cond.unlock()
+        }
+
+        private func work() {
+            cond.lock()
+            while true {
+                while index >= items.count && !closed { cond.wait() }
+                if closed { break }
+                let item = items[index]
+                index += 1
+                busy += 1
+                cond.unlock()
+                var mine = Inventory()
+                var error: (any Error)?
+                do {
+                    if let h = try store.headObject(key: item.key) {  // nil: deleted since the listing
+                        FleetAuditor.absorb(h.metadata, key: item.key, tp: item.tp, start: item.start, day: item.day, into: &mine)
+                    }
+                } catch let e {
+                    error = e
+                }
+                cond.lock()
+                busy -= 1
+                found.merge(mine)
+                if let error, failure == nil {
+                    failure = error
+                    index = items.count  // stop taking this page's objects
+                }
+                cond.broadcast()
+            }
+            running -= 1
+            cond.broadcast()
+            cond.unlock()
+        }
     }
 
     /// The `dt=` segment of a key, as days since 1970-01-01.
