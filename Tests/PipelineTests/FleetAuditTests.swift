@@ -235,7 +235,46 @@ struct FleetAuditTests {
         try store.deleteObject(key: keys[1001])    // partition 1, offsets 5000...5009
         let r = try auditor.run { _ in offsets }
         #expect(r.discrepancies.map { "\($0.kind.rawValue) \($0.partition!) \($0.startOffset!)...\($0.endOffset!)" } == ["gap 1 5000...5009"])
+
+        // A HEAD failing on the second page stops the scan with that error (etl-audit: exit 2),
+        // and the worker threads are stopped (the call returns).
+        let failing = FailingHeads(inner: store, okHeads: 1500)
+        #expect(throws: ObjectStoreError.self) {
+            _ = try FleetAuditor(store: failing, layout: layout, options: options).run { _ in offsets }
+        }
+        #expect(failing.heads.get() < 2499)
     }
+}
+
+/// A FileStore whose HEADs fail after `okHeads` of them: the scan must stop with the error.
+struct FailingHeads: ObjectStore {
+    let inner: FileStore
+    let okHeads: Int
+    let heads = LockedBox<Int>(0)
+    var capabilities: ObjectStoreCapabilities { inner.capabilities }
+    func createMultipartUpload(key: String, metadata: [String: String]) throws -> String { try inner.createMultipartUpload(key: key, metadata: metadata) }
+    func uploadPart(key: String, uploadID: String, partNumber: Int, data: ObjectBody) throws -> UploadedPart {
+        try inner.uploadPart(key: key, uploadID: uploadID, partNumber: partNumber, data: data)
+    }
+    func completeMultipartUpload(key: String, uploadID: String, parts: [UploadedPart], ifNoneMatch: Bool) throws -> String {
+        try inner.completeMultipartUpload(key: key, uploadID: uploadID, parts: parts, ifNoneMatch: ifNoneMatch)
+    }
+    func abortMultipartUpload(key: String, uploadID: String) throws { try inner.abortMultipartUpload(key: key, uploadID: uploadID) }
+    func listMultipartUploads(prefix: String) throws -> [MultipartUploadInfo] { try inner.listMultipartUploads(prefix: prefix) }
+    func listParts(key: String, uploadID: String) throws -> [UploadedPart] { try inner.listParts(key: key, uploadID: uploadID) }
+    func putObject(key: String, data: ObjectBody, metadata: [String: String], ifNoneMatch: Bool) throws -> String {
+        try inner.putObject(key: key, data: data, metadata: metadata, ifNoneMatch: ifNoneMatch)
+    }
+    func headObject(key: String) throws -> ObjectInfo? {
+        let n = heads.update { $0 + 1 }
+        if n > okHeads { throw ObjectStoreError(kind: .transient, operation: "HeadObject", bucket: "test", key: key, message: "injected failure") }
+        return try inner.headObject(key: key)
+    }
+    func getObject(key: String, range: ClosedRange<Int64>?) throws -> [UInt8] { try inner.getObject(key: key, range: range) }
+    func listObjects(prefix: String, startAfter: String?, continuationToken: String?, maxKeys: Int) throws -> ObjectPage {
+        try inner.listObjects(prefix: prefix, startAfter: startAfter, continuationToken: continuationToken, maxKeys: maxKeys)
+    }
+    func deleteObject(key: String) throws { try inner.deleteObject(key: key) }
 }
 
 /// A value shared with @Sendable closures in tests.
@@ -245,4 +284,6 @@ final class LockedBox<T: Sendable>: @unchecked Sendable {
     init(_ v: T) { value = v }
     func get() -> T { lock.withLock { value } }
     func set(_ v: T) { lock.withLock { value = v } }
+    /// Applies `f` and returns the new value.
+    func update(_ f: (T) -> T) -> T { lock.withLock { value = f(value); return value } }
 }
