@@ -6,7 +6,7 @@ with the tidemark metadata an engine writes (boto3, --threads threads: one chain
 objects per partition over --partitions partitions), commits the group's offsets at each
 chain's end + 1, then times `etl-audit --fleet --json` (release) --runs times per --concurrency
 value: listing the prefix + one HEAD per object. Prints the median, objects/s and the audit's
-peak RSS. A boto3 listing of the same prefix (no HEADs) is timed beside it.
+peak RSS (GNU time). A boto3 listing of the same prefix (no HEADs) is timed beside it.
 
   python3 bench/fleet_audit_bench.py [--objects 100000] [--partitions 16] [--runs 3]
                                      [--concurrency 16,64] [--threads 32] [--skip-build]
@@ -114,19 +114,21 @@ def measure(args, stack, work, binp):
         secs, rss = [], []
         for _ in range(args.runs):
             cmd = [os.path.join(binp, "etl-audit"), "--config", conf, "--fleet", "--json", "--concurrency", str(conc)]
-            with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+            # Peak RSS from GNU time, a small process: a child spawned by this one would inherit
+            # this process's RSS (boto3, 100,000 puts: ~250 MiB) as its ru_maxrss high-water mark.
+            with tempfile.TemporaryFile("w+") as out, tempfile.NamedTemporaryFile("r") as tf, \
+                    tempfile.TemporaryFile("w+") as err:
                 t = time.perf_counter()
-                p = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, env=stack.env)
-                _, status, usage = os.wait4(p.pid, 0)
+                rc = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", tf.name] + cmd, stdout=out, stderr=err,
+                                    env=stack.env).returncode
                 secs.append(time.perf_counter() - t)
-                p.returncode = os.waitstatus_to_exitcode(status)
-                rss.append(usage.ru_maxrss / 1024)
+                rss.append(int((tf.read().strip().splitlines() or ["0"])[-1]) / 1024)
                 out.seek(0)
                 err.seek(0)
                 out, err = out.read(), err.read()
             report = json.loads(out or "{}")
-            if p.returncode != 0 or not report.get("consistent") or report.get("batches") != args.objects:
-                sys.exit(f"bench: etl-audit --fleet exit {p.returncode}, "
+            if rc != 0 or not report.get("consistent") or report.get("batches") != args.objects:
+                sys.exit(f"bench: etl-audit --fleet exit {rc}, "
                          f"{report.get('batches')} objects, counts {report.get('counts')}\n{err[-2000:]}")
         m = statistics.median(secs)
         print(f"etl-audit --fleet --concurrency {conc}: {args.objects} objects over {args.partitions} partitions"
