@@ -48,8 +48,13 @@ public struct Discrepancy: Sendable, Equatable, Codable {
         /// starts after the committed offset it should start from.
         case chainStart = "chain_start"
         /// Offsets deleted by retention before they were delivered, as the engine recorded them
-        /// in the manifest: they can never be delivered.
+        /// in the manifest (`--fleet`: offsets in no object below the partition's log start
+        /// offset that the group had to deliver): they can never be delivered.
         case lostToRetention = "lost_to_retention"
+        /// `--fleet`: a multipart upload under the prefix older than `[engine] orphan_upload_grace`.
+        case staleUpload = "stale_upload"
+        /// `--fleet`: a `.parquet` object whose tidemark metadata is missing or disagrees with its key.
+        case badMetadata = "bad_metadata"
     }
     public var kind: Kind
     public var key: String?

@@ -38,6 +38,19 @@ struct AuditCommand: ParsableCommand {
               sha256_mismatch, rejected_count_mismatch         object metadata disagrees with the manifest
               content_sha256_mismatch, row_count_mismatch, offset_stats_mismatch, unreadable_parquet
 
+            With --fleet it needs no manifest: it audits the whole consumer group (every engine of \
+            the fleet, each with its own manifest) from the store alone. It lists the sink prefix, \
+            HEADs every .parquet object (parallel, --concurrency) to rebuild each partition's chain \
+            from the objects' tidemark metadata, and checks it against the group's committed offsets \
+            and the partitions' log start offsets (the config still gives the sink and Kafka):
+              overlap                                          offsets in two objects
+              gap                                              offsets in no object that Kafka still holds (between objects, \
+            before the first object from the log start, after the last one up to the committed offset)
+              lost_to_retention                                offsets in no object below the log start offset: never deliverable
+              orphan_rejected, rejected_missing                dead-letter objects without / missing for their batch
+              stale_upload                                     multipart uploads older than [engine] orphan_upload_grace
+              bad_metadata, unknown_object                     objects whose metadata is unusable / that are not the pipeline's
+
             Exit codes: 0 consistent; 1 discrepancies found; 2 could not run (bad option value, \
             config, manifest missing, store or Kafka unreachable); 64 unknown command-line flag.
 
@@ -64,6 +77,12 @@ struct AuditCommand: ParsableCommand {
     @Flag(name: .long, help: "Print the report as JSON.")
     var json = false
 
+    @Flag(name: .long, help: "Audit the whole group from object metadata, without a manifest (see below).")
+    var fleet = false
+
+    @Option(name: .long, help: ArgumentHelp("Parallel requests (HEADs with --fleet, downloads with --deep).", valueName: "n"))
+    var concurrency: Int?
+
     func run() throws {
         let cfg: EngineConfig
         var options = AuditOptions()
@@ -71,8 +90,11 @@ struct AuditCommand: ParsableCommand {
             // Checked here rather than in validate(): a bad argument value is "could not run" (2),
             // not ArgumentParser's usage exit code (64, kept for unknown flags).
             if since != nil && partition != nil { throw ValidationError("--since and --partition cannot be combined") }
+            if fleet && (deep || since != nil) { throw ValidationError("--fleet cannot be combined with --deep or --since") }
+            if let concurrency, !(1...256).contains(concurrency) { throw ValidationError("--concurrency must be 1...256") }
             cfg = try EngineConfig.load(path: config)
             options.deep = deep
+            if let concurrency { options.concurrency = concurrency }
             if let since {
                 guard let d = EngineConfig.parseDuration(since) else { throw ValidationError("--since '\(since)' is not a duration") }
                 options.since = d
@@ -94,6 +116,9 @@ struct AuditCommand: ParsableCommand {
             if format == .json { logger.critical("\(text)") } else { FileHandle.standardError.write(Data("etl-audit: \(text)\n".utf8)) }
         }
         let report: AuditReport
+        if fleet {
+            report = try runFleet(cfg, only: options.partition, logger: logger)
+        } else {
         do {
             let manifest = try Manifest.openReadOnly(path: cfg.staging.manifest)
             let location = try ObjectStoreLocation(parsing: cfg.sink.url)
@@ -123,23 +148,52 @@ struct AuditCommand: ParsableCommand {
             failure("cannot run: \(error)")
             throw ExitCode(2)
         }
+        }
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             var doc = try JSONSerialization.jsonObject(with: encoder.encode(report)) as? [String: Any] ?? [:]
             doc["counts"] = report.counts
             doc["consistent"] = report.isConsistent
+            if fleet { doc["mode"] = "fleet" }
             let data = try JSONSerialization.data(withJSONObject: doc, options: [.prettyPrinted, .sortedKeys])
             print(String(decoding: data, as: UTF8.self))
         } else {
-            print(Self.render(report))
+            print(Self.render(report, fleet: fleet))
         }
         if !report.isConsistent { throw ExitCode(1) }
     }
 
-    static func render(_ r: AuditReport) -> String {
+    /// `--fleet`: the store and Kafka only (Pipeline.FleetAuditor); exit 2 when either is unreachable.
+    func runFleet(_ cfg: EngineConfig, only: TopicPartition?, logger: Logger) throws -> AuditReport {
+        do {
+            let location = try ObjectStoreLocation(parsing: cfg.sink.url)
+            let store = try makeObjectStore(location: location, s3: Engine.s3Configuration(cfg), logger: logger)
+            var options = FleetAuditOptions()
+            options.partition = only
+            options.orphanUploadGrace = cfg.engine.orphanUploadGrace
+            if let concurrency { options.concurrency = concurrency }
+            let tty = isatty(2) == 1 && !json
+            if tty {
+                options.progress = { listed, headed in
+                    FileHandle.standardError.write(Data("\r  listed \(listed) objects, HEADed \(headed) .parquet objects   ".utf8))
+                }
+            }
+            let report = try FleetAuditor(store: store, layout: KeyLayout(prefix: location.prefix), options: options).run { found in
+                if tty { FileHandle.standardError.write(Data("\r\u{1B}[K  reading Kafka offsets of \(found.count)+ partitions".utf8)) }
+                return try FleetKafkaOffsets.read(cfg, partitions: found, only: only, logger: logger)
+            }
+            if tty { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+            return report
+        } catch {
+            FileHandle.standardError.write(Data("etl-audit: cannot run: \(error)\n".utf8))
+            throw ExitCode(2)
+        }
+    }
+
+    static func render(_ r: AuditReport, fleet: Bool = false) -> String {
         var lines = [
-            "etl-audit (\(r.deep ? "deep" : "shallow"))",
+            "etl-audit (\(fleet ? "fleet" : r.deep ? "deep" : "shallow"))",
             "  partitions  \(r.partitions)",
             "  batches     \(r.batches)",
             "  objects     \(r.objects)",
