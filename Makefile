@@ -7,7 +7,7 @@ PREFIX  ?= /usr/local
 TEST_STACK_DIR ?= $(CURDIR)/.stack-test
 EXECUTABLES := etl-engine etl-recover etl-audit etl-loggen etl-produce etl-devbroker
 
-.PHONY: all deps build test chaos demo bench bench-parquet bench-kafka bench-objectstore bench-e2e bench-recovery bench-audit-deep clean install stack-up stack-down
+.PHONY: all deps build test chaos demo bench bench-parquet bench-kafka bench-objectstore bench-e2e bench-recovery bench-audit-deep bench-audit-fleet clean install stack-up stack-down
 
 all: build
 
@@ -44,7 +44,7 @@ demo: deps
 	@tools/demo
 
 # Benchmarks (not tests): results and the commands behind them are in docs/benchmarks.md.
-bench: bench-parquet bench-kafka bench-objectstore bench-e2e bench-recovery bench-audit-deep
+bench: bench-parquet bench-kafka bench-objectstore bench-e2e bench-recovery bench-audit-deep bench-audit-fleet
 
 bench-parquet: deps
 	python3 bench/parquet_bench.py --runs 5
@@ -67,6 +67,10 @@ bench-e2e: deps
 # Start-up with 100,000 COMMITTED + 10 in-flight batches in the manifest, beside an empty one.
 bench-recovery: deps
 	python3 bench/recovery_bench.py
+
+# etl-audit --fleet over 100,000 objects in moto (listing, one HEAD per object, chain checks).
+bench-audit-fleet: deps
+	python3 bench/fleet_audit_bench.py
 
 # etl-audit --deep (download, SHA-256, footer) over ~1,000,000 records of uncompressed Parquet in moto.
 bench-audit-deep: deps
