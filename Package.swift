@@ -216,7 +216,8 @@ let package = Package(
         ),
         .testTarget(
             name: "PipelineTests",
-            dependencies: ["Pipeline", "Manifest", "ObjectStore", "TestSupport", "TidemarkLogging", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["Pipeline", "Manifest", "ObjectStore", "FileProducer", "TestSupport", "TidemarkLogging",
+                           .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(
             name: "FileProducerTests",

@@ -159,7 +159,8 @@ public struct Auditor: Sendable {
                 }
             }
         }
-        let orphans = try DeadLetterOrphans.find(store: store, layout: layout).filter { listed[$0.key] != nil }
+        // The listing above already holds the dead-letter and topic prefixes: no second listing.
+        let orphans = try DeadLetterOrphans.find(store: store, layout: layout, listed: Array(listed.keys))
         let orphanKeys = Set(orphans.map(\.key))
         for o in orphans {
             issues.append(Discrepancy(kind: .orphanRejected, key: o.key, topic: o.topic, partition: o.partition,

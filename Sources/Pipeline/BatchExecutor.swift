@@ -94,6 +94,18 @@ public final class BatchExecutor: Sendable {
         return "etag:" + etag
     }
 
+    /// Abandons a STAGED or UPLOADING batch without uploading it, because its partition's chain
+    /// broke before it (``PartitionMachine``): its pending upload is aborted, the manifest says
+    /// ABANDONED, its staged files are removed. Its records are read again from Kafka. The
+    /// engine's upload scheduler and `etl-recover` both abandon through here.
+    public func abandonWithoutUpload(_ b: BatchRecord, reason: String) throws {
+        if let id = b.uploadID { try? store.abortMultipartUpload(key: b.objectKey, uploadID: id) }
+        try manifest.transition(batchID: b.id, from: b.state, to: .abandoned,
+                                changes: BatchChanges(note: .some(reason)), event: reason)
+        unlink(b.filePath)
+        if let r = b.rejectedPath { unlink(r) }
+    }
+
     /// Drives one manifest batch to its outcome (see ``BatchStateMachine``).
     public func drive(_ record: BatchRecord, freshlyStaged: Bool = false,
                       coveredThrough: Int64? = nil) throws -> BatchStateMachine.Outcome {
@@ -129,8 +141,10 @@ public final class BatchExecutor: Sendable {
     /// Runs a step (or the engine's probe) under the engine's one retry loop (``RetryLoop``):
     /// transient failures are retried until the executor stops, permanent ones end it with
     /// ``PermanentStoreError``.
-    func withRetry<T>(_ step: String, logger: Logger, _ body: () throws -> T) throws -> T {
-        try RetryLoop().run(step, logger: logger, stopping: { stopping.load(ordering: .relaxed) },
+    /// `alsoStop` ends the retries too (the engine's stop request, for its probe).
+    func withRetry<T>(_ step: String, logger: Logger, alsoStop: () -> Bool = { false },
+                      _ body: () throws -> T) throws -> T {
+        try RetryLoop().run(step, logger: logger, stopping: { stopping.load(ordering: .relaxed) || alsoStop() },
                             onStop: { ExecutorStopped() }, retried: { retries.add($0) }, body)
     }
 

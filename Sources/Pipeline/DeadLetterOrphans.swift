@@ -32,19 +32,42 @@ public enum DeadLetterOrphans {
         return (String(fields[0]), p, s, e)
     }
 
+    /// The orphan rule itself (pure; `etl-audit --fleet` applies it to the chains it rebuilt):
+    /// why the dead-letter object of `[start, end]` is an orphan, or nil when it is not (or not
+    /// yet: pending).
+    /// - Parameters:
+    ///   - objectsAtStart: the `.parquet` objects starting at `start` (key and end; more than
+    ///     one when `dt=` folders differ), the one to name first.
+    ///   - before: the object with the largest start below `start`, if any.
+    public static func orphanReason(start: Int64, end: Int64, objectsAtStart: [(key: String, end: Int64)],
+                                    before: (key: String, start: Int64, end: Int64)?) -> String? {
+        if let at = objectsAtStart.first {
+            if objectsAtStart.contains(where: { $0.end == end }) { return nil }
+            return "the object at start \(start) (\(at.key)) holds \(start)...\(at.end), not \(start)...\(end): its writer lost the race"
+        }
+        if let b = before, b.end >= start {
+            return "offset \(start) is delivered by \(b.key) (\(b.start)...\(b.end)), cut differently"
+        }
+        return nil
+    }
+
     /// Lists the dead-letter prefix and the topics' objects, and returns the orphans (one HEAD
     /// per dead-letter object, two when its start holds no object).
-    public static func find(store: any ObjectStore, layout: KeyLayout) throws -> [DeadLetterOrphan] {
-        let deadLetters = try store.listAllObjects(prefix: layout.rejectedPrefix).compactMap { o in
-            parse(o.key).map { (key: o.key, parsed: $0) }
-        }
+    /// - Parameter listed: the keys under the dead-letter prefix and the topics' prefixes, when the
+    ///   caller has listed them already (`etl-audit`); nil lists them here.
+    public static func find(store: any ObjectStore, layout: KeyLayout, listed: [String]? = nil) throws -> [DeadLetterOrphan] {
+        let rejectedKeys = try listed?.filter { $0.hasPrefix(layout.rejectedPrefix) }
+            ?? store.listAllObjects(prefix: layout.rejectedPrefix).map(\.key)
+        let deadLetters = rejectedKeys.compactMap { key in parse(key).map { (key: key, parsed: $0) } }
         guard !deadLetters.isEmpty else { return [] }
         // Parquet objects per (topic, partition), by start offset.
         var starts: [String: [Int32: [Int64: String]]] = [:]
         for topic in Set(deadLetters.map(\.parsed.topic)) {
-            for o in try store.listAllObjects(prefix: layout.topicPrefix(topic)) {
-                guard let k = layout.parseObjectKey(o.key), k.topic == topic else { continue }
-                starts[topic, default: [:]][k.partition, default: [:]][k.start] = o.key
+            let keys = try listed?.filter { $0.hasPrefix(layout.topicPrefix(topic)) }
+                ?? store.listAllObjects(prefix: layout.topicPrefix(topic)).map(\.key)
+            for key in keys {
+                guard let k = layout.parseObjectKey(key), k.topic == topic else { continue }
+                starts[topic, default: [:]][k.partition, default: [:]][k.start] = key
             }
         }
         var ends: [String: Int64?] = [:]
@@ -59,12 +82,12 @@ public enum DeadLetterOrphans {
             let objects = starts[d.topic]?[d.partition] ?? [:]
             var reason: String?
             if let at = objects[d.start] {
-                if let e = try end(of: at), e != d.end {
-                    reason = "the object at start \(d.start) (\(at)) holds \(d.start)...\(e), not \(d.start)...\(d.end): its writer lost the race"
+                if let e = try end(of: at) {
+                    reason = orphanReason(start: d.start, end: d.end, objectsAtStart: [(at, e)], before: nil)
                 }
             } else if let before = objects.keys.filter({ $0 < d.start }).max(), let key0 = objects[before],
-                      let e = try end(of: key0), e >= d.start {
-                reason = "offset \(d.start) is delivered by \(key0) (\(before)...\(e)), cut differently"
+                      let e = try end(of: key0) {
+                reason = orphanReason(start: d.start, end: d.end, objectsAtStart: [], before: (key0, before, e))
             }
             if let reason {
                 orphans.append(DeadLetterOrphan(key: key, topic: d.topic, partition: d.partition,

@@ -116,10 +116,7 @@ extension Engine {
     /// HEAD under the engine's one retry loop: the probe decides whether data is written twice,
     /// so it never guesses; a permanent refusal stops the engine (``PermanentStoreError``).
     func probe(_ key: String) throws -> ObjectInfo? {
-        let executor = self.executor
-        return try RetryLoop().run("probe \(key)", logger: logger,
-                                   stopping: { stopRequested.load(ordering: .relaxed) || executor.stopping.load(ordering: .relaxed) },
-                                   onStop: { ExecutorStopped() }, retried: { executor.retries.add($0) }) {
+        try executor.withRetry("probe \(key)", logger: logger, alsoStop: { stopRequested.load(ordering: .relaxed) }) {
             try store.headObject(key: key)
         }
     }

@@ -150,22 +150,18 @@ public enum FleetChain {
         }
         var accounted = Set<[Int64]>()
         for d in deadLetters {
-            if let i = index(ofLast: d.start, strictlyBelow: false), sorted[i].start == d.start {
-                // Several objects could start at d.start in different dt= folders: any ending at e owns it.
+            // Several objects could start at d.start in different dt= folders: any ending at e owns it.
+            var atStart: [(key: String, end: Int64)] = []
+            if let i = index(ofLast: d.start, strictlyBelow: false) {
                 var j = i
-                var ends: [Int64] = []
-                while j >= 0 && sorted[j].start == d.start { ends.append(sorted[j].end); j -= 1 }
-                if ends.contains(d.end) {
-                    accounted.insert([d.start, d.end])
-                } else {
-                    let at = sorted[i]
-                    out.append(Discrepancy(kind: .orphanRejected, key: d.key, topic: topic, partition: partition, startOffset: d.start, endOffset: d.end,
-                                           detail: "the object at start \(d.start) (\(key(at))) holds \(d.start)...\(at.end), not \(d.start)...\(d.end): its writer lost the race"))
-                }
-            } else if let i = index(ofLast: d.start, strictlyBelow: true), sorted[i].end >= d.start {
-                let b = sorted[i]
+                while j >= 0 && sorted[j].start == d.start { atStart.append((key(sorted[j]), sorted[j].end)); j -= 1 }
+            }
+            let before = atStart.isEmpty ? index(ofLast: d.start, strictlyBelow: true).map { (key(sorted[$0]), sorted[$0].start, sorted[$0].end) } : nil
+            if let reason = DeadLetterOrphans.orphanReason(start: d.start, end: d.end, objectsAtStart: atStart, before: before) {
                 out.append(Discrepancy(kind: .orphanRejected, key: d.key, topic: topic, partition: partition, startOffset: d.start, endOffset: d.end,
-                                       detail: "offset \(d.start) is delivered by \(key(b)) (\(b.start)...\(b.end)), cut differently"))
+                                       detail: reason))
+            } else if atStart.contains(where: { $0.end == d.end }) {
+                accounted.insert([d.start, d.end])
             }
         }
         for s in sorted where s.hasRejected && !accounted.contains([s.start, s.end]) {

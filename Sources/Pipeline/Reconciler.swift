@@ -121,7 +121,7 @@ public struct Reconciler {
                     a.stateAfter = BatchState.abandoned.rawValue
                     a.detail = "ABANDONED: \(reason); its records will be read again from Kafka"
                     if !dryRun {
-                        try abandon(b, reason: reason, executor: executor)
+                        try executor.abandonWithoutUpload(b, reason: reason)
                         try manifest.logEvent(batchID: b.id, kind: "RECOVER", detail: a.detail)
                     }
                 case .drive(let covered):
@@ -200,10 +200,10 @@ public struct Reconciler {
                 let c = committed[tp] ?? -1
                 // Only as far as the manifest's delivered chain is contiguous from Kafka's
                 // committed offset (or, with none, from its first batch): never past a hole.
-                let sorted = list.sorted { $0.startOffset < $1.startOffset }
-                var frontier = committed[tp] ?? sorted[0].startOffset
-                for b in sorted where b.startOffset <= frontier { frontier = max(frontier, b.endOffset + 1) }
-                let chainEnd = frontier - 1
+                var chain = PartitionMachine()
+                chain.apply(.assigned(committed: committed[tp] ?? list.map(\.startOffset).min()!))
+                for b in list { chain.apply(.finished(start: b.startOffset, end: b.endOffset, outcome: .committed)) }
+                let chainEnd = chain.frontier! - 1
                 if c < chainEnd + 1 {
                     var a = RecoveryAction(kind: .advanceOffset, topic: tp.topic, partition: tp.partition,
                                            startOffset: c, endOffset: chainEnd,
@@ -227,16 +227,6 @@ public struct Reconciler {
             }
         }
         return report
-    }
-
-    /// Abandons a batch without uploading it (it follows a break in its partition's chain):
-    /// its pending upload is aborted and its staged files removed; its records are read again.
-    private func abandon(_ b: BatchRecord, reason: String, executor: BatchExecutor) throws {
-        if let id = b.uploadID { try? store.abortMultipartUpload(key: b.objectKey, uploadID: id) }
-        try manifest.transition(batchID: b.id, from: b.state, to: .abandoned,
-                                changes: BatchChanges(note: .some(reason)), event: reason)
-        unlink(b.filePath)
-        if let r = b.rejectedPath { unlink(r) }
     }
 
     private func plannedStep(_ b: BatchRecord) -> String {

@@ -300,13 +300,7 @@ final class UploadScheduler: Sendable {
     private func abandonFollowers(_ batches: [BatchRecord], reason: String) {
         for d in batches where d.state == .staged || d.state == .uploading {
             do {
-                if let id = d.uploadID {
-                    try? executor.store.abortMultipartUpload(key: d.objectKey, uploadID: id)
-                }
-                try executor.manifest.transition(batchID: d.id, from: d.state, to: .abandoned,
-                                                 changes: BatchChanges(note: .some(reason)), event: reason)
-                unlink(d.filePath)
-                if let r = d.rejectedPath { unlink(r) }
+                try executor.abandonWithoutUpload(d, reason: reason)
             } catch {
                 logger.error("cannot abandon follower batch", metadata: ["batch": "\(d.id)", "error": "\(error)"])
             }
