@@ -33,8 +33,16 @@ WORDS = ("user session request cache disk login payment order queue worker timeo
 BLOB = ""
 
 
+EVENT_STEP_MS = 7
+LATE_FRACTION = 0.0
+LATE_MAX_S = 0.0
+
+
 def line(rng, serial, base, random_bytes=0, short=False):
-    t = base + timedelta(milliseconds=serial * 7)
+    t = base + timedelta(milliseconds=serial * EVENT_STEP_MS)
+    if LATE_FRACTION and rng.random() < LATE_FRACTION:
+        # A late record: its event time lies up to LATE_MAX_S before its neighbours'.
+        t -= timedelta(seconds=rng.uniform(0, LATE_MAX_S))
     ts = t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
     target = rng.randint(10, 24) if short else rng.randint(60, 120)
     words = []
@@ -88,9 +96,15 @@ def main():
                     help="large producer batches at zstd level 12: the most records in the dev broker's ~5 MiB per partition")
     ap.add_argument("--short-messages", action="store_true",
                     help="10-24 character messages (more records fit the dev broker's ~5 MiB per partition)")
+    ap.add_argument("--event-step-ms", type=int, default=7,
+                    help="event time advances this much per serial (larger spans more hours)")
+    ap.add_argument("--late-fraction", type=float, default=0.0,
+                    help="fraction of records whose event time is late (out of order)")
+    ap.add_argument("--late-max-s", type=float, default=0.0, help="how late a late record is, at most (seconds)")
     args = ap.parse_args()
 
-    global BLOB
+    global BLOB, EVENT_STEP_MS, LATE_FRACTION, LATE_MAX_S
+    EVENT_STEP_MS, LATE_FRACTION, LATE_MAX_S = args.event_step_ms, args.late_fraction, args.late_max_s
     rng = random.Random(args.seed)
     BLOB = "".join(random.Random(args.seed + 1).choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(args.pad))
     base = datetime(2026, 11, 26, 0, 0, 0, tzinfo=timezone.utc)

@@ -118,8 +118,13 @@ public struct Auditor: Sendable {
         for prefix in topics.map({ layout.topicPrefix($0) }) + [layout.rejectedPrefix] {
             for o in try store.listAllObjects(prefix: prefix) { listed[o.key] = o }
         }
-        if let tp = options.partition {
-            listed = listed.filter { $0.key.contains("/partition=\(tp.partition)/") && $0.key.contains("topic=\(tp.topic)/") }
+        // A path template's listing prefix can hold other topics' objects (its first segment
+        // may vary): keep the audited topics' own, judged by file name.
+        listed = listed.filter { key, _ in
+            if let tp = options.partition { return layout.belongs(key, to: tp) }
+            if let k = layout.parseObjectKey(key) { return topics.contains(k.topic) }
+            if let d = DeadLetterOrphans.parse(key) { return topics.contains(d.topic) }
+            return layout.template == nil
         }
         let parquetKeys = listed.keys.filter { $0.hasSuffix(".parquet") }.sorted()
         report.objects = listed.count

@@ -19,11 +19,10 @@ extension Engine {
         guard batch.recordCount > 0 else { batch.discard(); return }
         let sealStarted = ContinuousClock.now
         defer { stats.sealTime += ContinuousClock.now - sealStarted }
-        let key = layout.objectKey(topic: tp.topic, partition: tp.partition, start: batch.startOffset,
-                                   startTimestampMillis: batch.startTimestampMillis)
+        let key = layout.objectKey(topic: tp.topic, partition: tp.partition, start: batch.startOffset, times: st.openTimes)
         let rejectedKey = batch.rejectedCount > 0
             ? layout.rejectedKey(topic: tp.topic, partition: tp.partition, start: batch.startOffset, end: batch.endOffset,
-                                 startTimestampMillis: batch.startTimestampMillis) : nil
+                                 times: st.openTimes) : nil
         // A file cannot carry its own hash: key_value_metadata has every batch fact but the
         // sha256, which the object metadata (and the manifest) carry.
         var kv: [(key: String, value: String)] = [

@@ -62,8 +62,21 @@ extension Engine {
             try seek(tp, st, to: r.upperBound + 1, why: "offsets \(r) belong to a batch in the manifest")
             return
         }
+        // The record's path facts: its Kafka timestamp, and its event time when the layout reads
+        // it. With a time-varying template, a record of another path cuts the open batch (a
+        // record without event time never does: it joins the open batch).
+        let ts = message.timestamp.milliseconds
+        var times = PathTemplate.Times(eventMicros: nil, kafkaMillis: ts)
+        var bucket: PathTemplate.Bucket?
+        if let template = layout.template, template.usesTime {
+            if template.usesEventTime { times.eventMicros = message.withValue { eventTime(of: $0) } }
+            let b = template.bucket(times)
+            bucket = b
+            if st.open != nil, st.openBucket != b, times.eventMicros != nil || !template.usesEventTime {
+                try seal(tp, st, reason: "path")
+            }
+        }
         if st.open == nil {
-            let ts = message.timestamp.milliseconds
             var start = st.position ?? offset
             if st.needsProbe && offset > start,
                let w = try? consumer.watermarks(tp, cached: false, timeout: .seconds(5)), w.low > start {
@@ -77,7 +90,7 @@ extension Engine {
                 guard dataLoss(tp, lost, logStart: w.low) else { return }
             }
             if st.needsProbe {
-                let key = layout.objectKey(topic: tp.topic, partition: tp.partition, start: start, startTimestampMillis: ts)
+                let key = layout.objectKey(topic: tp.topic, partition: tp.partition, start: start, times: times)
                 if let head = try probe(key), let end = head.metadata[BatchMetadataKey.end].flatMap({ Int64($0) }), end >= start {
                     logger.info("object already holds this start offset; skipping past it",
                                 metadata: ["key": "\(key)", "end": "\(end)"])
@@ -93,6 +106,8 @@ extension Engine {
             st.open = try StagedBatchWriter(directory: dir, topic: tp.topic, partition: tp.partition,
                                             startOffset: start, startTimestampMillis: ts, options: rowGroupOptions(),
                                             shared: writerScratch)
+            st.openTimes = times
+            st.openBucket = bucket
         }
         let batch = st.open!
         let before = batch.rejectedCount
@@ -111,6 +126,13 @@ extension Engine {
         if batch.recordCount >= config.batch.maxRecords || batch.inputBytes >= config.batch.maxBytes || fenceNext {
             try seal(tp, st, reason: fenceNext ? "fence" : "size")
         }
+    }
+
+    /// The event time of a record's value (nil when it does not parse or has none): the path
+    /// facts of ``PathTemplate``.
+    func eventTime(of value: UnsafeRawBufferPointer) -> Int64? {
+        if case .success(let r) = parser.parse(value) { return r.eventTimeMicros }
+        return nil
     }
 
     /// HEAD under the engine's one retry loop: the probe decides whether data is written twice,

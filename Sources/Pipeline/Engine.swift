@@ -94,6 +94,10 @@ public final class Engine: @unchecked Sendable {
 
     final class PartitionState {
         var open: StagedBatchWriter?
+        /// The times of the open batch's first record (its key is computed from them) and their
+        /// path bucket: a record of another bucket cuts the batch (`[sink] path` with time).
+        var openTimes = PathTemplate.Times(eventMicros: nil, kafkaMillis: nil)
+        var openBucket: PathTemplate.Bucket?
         var needsProbe = true
         var skipUntil: Int64?
         /// The chain position: where the next batch starts (the committed offset, a seek target,
@@ -126,7 +130,7 @@ public final class Engine: @unchecked Sendable {
         chmod(stagingDir, 0o700)
         manifest = try Manifest.open(path: config.staging.manifest)
         let location = try ObjectStoreLocation(parsing: config.sink.url)
-        layout = KeyLayout(prefix: location.prefix)
+        layout = try config.keyLayout(prefix: location.prefix)
         store = try makeObjectStore(location: location, s3: Self.s3Configuration(config), logger: logger)
         parser = LogRecordParser(format: config.input.format, maxLineBytes: config.input.maxLineBytes)
         var options = ParquetWriterOptions()

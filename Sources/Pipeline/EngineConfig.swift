@@ -91,6 +91,12 @@ public struct EngineConfig: Sendable, Equatable {
         public var requestTimeout: Duration = .seconds(300)
         /// `[sink] ca_bundle`: PEM file for TLS verification.
         public var caBundle: String?
+        /// `[sink] path`: the key's directory as a template over the record at a batch's start
+        /// (``PathTemplate``), e.g. `{topic}/dt={event_date}/hour={event_hour}`; nil: the
+        /// default `topic=<t>/dt=<kafka date>/partition=<p>` layout.
+        public var path: String?
+        /// `[sink] time_zone`: the zone `path` renders dates and hours in (``PathTimeZone``).
+        public var timeZone: String = "UTC"
         /// `[sink] access_key_id` / `secret_access_key`: discouraged (a warning is logged); use
         /// the AWS environment variables or profile instead.
         public var accessKeyID: String?
@@ -167,6 +173,8 @@ public struct EngineConfig: Sendable, Equatable {
                  "path_style": "bool", "sse": "none|AES256|aws:kms", "sse_kms_key_id": "KMS key id",
                  "part_size": "size", "upload_concurrency": "int", "ca_bundle": "path", "request_timeout": "duration",
                  "compression": "zstd|none", "zstd_level": "int",
+                 "path": "key directory template, e.g. {topic}/dt={event_date}/hour={event_hour}",
+                 "time_zone": "UTC|+HH:MM|IANA name for path",
                  "access_key_id": "discouraged", "secret_access_key": "discouraged"],
         "staging": ["dir": "path", "manifest": "path", "max_bytes": "size"],
         "batch": ["max_records": "int", "max_bytes": "size", "max_age": "duration", "max_in_flight": "int", "memory_budget": "size"],
@@ -237,6 +245,8 @@ public struct EngineConfig: Sendable, Equatable {
         c.sink.compression = try r.string("sink", "compression") ?? c.sink.compression
         c.sink.zstdLevel = try r.int("sink", "zstd_level") ?? c.sink.zstdLevel
         c.sink.caBundle = try r.string("sink", "ca_bundle")
+        c.sink.path = try r.string("sink", "path")
+        c.sink.timeZone = try r.string("sink", "time_zone") ?? c.sink.timeZone
         c.sink.accessKeyID = try r.string("sink", "access_key_id")
         c.sink.secretAccessKey = try r.string("sink", "secret_access_key")
         // A reference keeps the secret out of the file: no warning for it.
@@ -305,6 +315,7 @@ public struct EngineConfig: Sendable, Equatable {
         try need((1...19).contains(sink.zstdLevel), "sink.zstd_level", "must be 1...19")
         try need((sink.accessKeyID == nil) == (sink.secretAccessKey == nil), "sink.access_key_id",
                  "access_key_id and secret_access_key must be set together")
+        _ = try keyLayout(prefix: "")
         try need(!staging.dir.isEmpty, "staging.dir", "must not be empty")
         try need(!staging.manifest.isEmpty, "staging.manifest", "must not be empty")
         try need(staging.maxBytes > 0, "staging.max_bytes", "must be positive")
@@ -318,6 +329,14 @@ public struct EngineConfig: Sendable, Equatable {
         try need(["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(engine.logLevel),
                  "engine.log_level", "'\(engine.logLevel)' is not a log level")
         try need(["text", "json"].contains(engine.logFormat), "engine.log_format", "'\(engine.logFormat)' must be text or json")
+    }
+
+    /// The key layout for the sink prefix `prefix`: the default one, or `[sink] path` in
+    /// `[sink] time_zone`.
+    /// - Throws: ``ConfigError`` naming `sink.path` or `sink.time_zone`.
+    public func keyLayout(prefix: String) throws -> KeyLayout {
+        let zone = try PathTimeZone(parsing: sink.timeZone)
+        return KeyLayout(prefix: prefix, template: try sink.path.map { try PathTemplate($0, zone: zone) })
     }
 
     /// Parses `500ms`, `5s`, `2m`, `1h`, `1d` (a bare number is seconds).

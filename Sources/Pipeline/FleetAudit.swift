@@ -26,10 +26,14 @@ public struct FleetSpan: Sendable, Equatable {
     public var day: Int32
     /// The metadata counts rejected records: a dead-letter object `[start, end]` must exist.
     public var hasRejected: Bool
+    /// The object's key when a path template made it (the default layout rebuilds it from
+    /// `day`, which keeps a 100,000-object inventory small).
+    public var key: String?
 
-    public init(start: Int64, end: Int64, day: Int32 = 0, hasRejected: Bool = false) {
+    public init(start: Int64, end: Int64, day: Int32 = 0, hasRejected: Bool = false, key: String? = nil) {
         self.start = start
         self.end = end
+        self.key = key
         self.day = day
         self.hasRejected = hasRejected
     }
@@ -90,7 +94,7 @@ public enum FleetChain {
         var out: [Discrepancy] = []
         let sorted = spans.sorted { ($0.start, $0.end) < ($1.start, $1.end) }
         func key(_ s: FleetSpan) -> String {
-            layout.objectKey(topic: topic, partition: partition, start: s.start, startTimestampMillis: Int64(s.day) * 86_400_000)
+            s.key ?? layout.objectKey(topic: topic, partition: partition, start: s.start, startTimestampMillis: Int64(s.day) * 86_400_000)
         }
         func hole(_ a: Int64, _ b: Int64, key: String?, _ why: String) {
             guard a <= b else { return }
@@ -272,7 +276,8 @@ public struct FleetAuditor: Sendable {
                     local.bytes += o.size
                     continue
                 }
-            } else if rel.hasPrefix("topic="), let k = layout.parseObjectKey(o.key), let day = Self.day(of: o.key) {
+            } else if layout.template == nil ? rel.hasPrefix("topic=") : true, let k = layout.parseObjectKey(o.key),
+                      let day = layout.template == nil ? Self.day(of: o.key) : 0 {
                 let tp = TopicPartition(topic: k.topic, partition: k.partition)
                 if let only = options.partition, only != tp { continue }
                 toHead.append((o.key, tp, k.start, day))
@@ -397,7 +402,8 @@ public struct FleetAuditor: Sendable {
                 var error: (any Error)?
                 do {
                     if let h = try store.headObject(key: item.key) {  // nil: deleted since the listing
-                        FleetAuditor.absorb(h.metadata, key: item.key, tp: item.tp, start: item.start, day: item.day, into: &mine)
+                        FleetAuditor.absorb(h.metadata, key: item.key, tp: item.tp, start: item.start, day: item.day,
+                                            keepKey: item.day == 0, into: &mine)
                     }
                 } catch let e {
                     error = e
@@ -423,7 +429,8 @@ public struct FleetAuditor: Sendable {
         return FleetChain.days(fromDate: seg.dropFirst(3))
     }
 
-    static func absorb(_ m: [String: String], key: String, tp: TopicPartition, start: Int64, day: Int32, into inv: inout Inventory) {
+    static func absorb(_ m: [String: String], key: String, tp: TopicPartition, start: Int64, day: Int32, keepKey: Bool = false,
+                       into inv: inout Inventory) {
         inv.parquetObjects += 1
         guard let t = m[BatchMetadataKey.topic], let p = m[BatchMetadataKey.partition].flatMap({ Int32($0) }),
               let s = m[BatchMetadataKey.start].flatMap({ Int64($0) }), let e = m[BatchMetadataKey.end].flatMap({ Int64($0) }) else {
@@ -439,7 +446,8 @@ public struct FleetAuditor: Sendable {
         let rejected = m[BatchMetadataKey.rejected].flatMap { Int64($0) } ?? 0
         inv.records += m[BatchMetadataKey.records].flatMap { Int64($0) } ?? 0
         inv.rejectedRecords += rejected
-        inv.spans[tp, default: []].append(FleetSpan(start: s, end: e, day: day, hasRejected: rejected > 0))
+        inv.spans[tp, default: []].append(FleetSpan(start: s, end: e, day: day, hasRejected: rejected > 0,
+                                                    key: keepKey ? key : nil))
     }
 }
 

@@ -1,20 +1,31 @@
-/// Object keys: a pure function of (topic, partition, start offset, and the Kafka timestamp of
-/// the record at the start offset), so any instance can compute the key of the batch that
-/// starts at a given offset. See docs/protocol.md ("Key").
+import KafkaSource
+
+/// Object keys: a pure function of (topic, partition, start offset, and the record at the start
+/// offset: its Kafka timestamp, and with an event-time ``PathTemplate`` its event time), so any
+/// instance can compute the key of the batch that starts at a given offset. See
+/// docs/protocol.md ("Key").
 ///
 /// ```
 /// <prefix>/topic=<topic>/dt=<YYYY-MM-DD>/partition=<p>/<topic>+<p>+<start, 20 digits>.parquet
 /// <prefix>/_rejected/topic=<topic>/dt=<YYYY-MM-DD>/partition=<p>/<topic>+<p>+<start>+<end>.jsonl
 /// ```
+/// (default layout), or with `[sink] path`:
+/// ```
+/// <prefix>/<template rendered>/<topic>+<p>+<start, 20 digits>.parquet
+/// <prefix>/_rejected/<template rendered>/<topic>+<p>+<start>+<end>.jsonl
+/// ```
 public struct KeyLayout: Sendable, Equatable {
     /// The sink prefix without leading or trailing slashes ("" for the store root).
     public let prefix: String
+    /// `[sink] path`, nil for the default layout.
+    public let template: PathTemplate?
 
-    public init(prefix: String) {
+    public init(prefix: String, template: PathTemplate? = nil) {
         var p = Substring(prefix)
         while p.hasPrefix("/") { p = p.dropFirst() }
         while p.hasSuffix("/") { p = p.dropLast() }
         self.prefix = String(p)
+        self.template = template
     }
 
     /// Kafka's rule for topic names (`[a-zA-Z0-9._-]{1,249}`, not "." or ".."). A valid topic
@@ -39,21 +50,52 @@ public struct KeyLayout: Sendable, Equatable {
         return "\(pad(y, 4))-\(pad(m, 2))-\(pad(d, 2))"
     }
 
-    /// The Parquet object key of the batch starting at `start`.
-    public func objectKey(topic: String, partition: Int32, start: Int64, startTimestampMillis: Int64?) -> String {
-        join("topic=\(topic)/dt=\(Self.date(kafkaTimestampMillis: startTimestampMillis))/partition=\(partition)/"
+    /// The directory of the batch whose first record has `times`.
+    public func directory(topic: String, partition: Int32, times: PathTemplate.Times) -> String {
+        if let template { return template.render(topic: topic, partition: partition, times: times) }
+        return "topic=\(topic)/dt=\(Self.date(kafkaTimestampMillis: times.kafkaMillis))/partition=\(partition)"
+    }
+
+    /// The Parquet object key of the batch starting at `start` whose first record has `times`.
+    public func objectKey(topic: String, partition: Int32, start: Int64, times: PathTemplate.Times) -> String {
+        join(directory(topic: topic, partition: partition, times: times) + "/"
             + "\(topic)+\(partition)+\(Self.offset20(start)).parquet")
     }
 
-    /// The dead-letter object key of the batch `[start, end]`.
-    public func rejectedKey(topic: String, partition: Int32, start: Int64, end: Int64, startTimestampMillis: Int64?) -> String {
-        join("_rejected/topic=\(topic)/dt=\(Self.date(kafkaTimestampMillis: startTimestampMillis))/partition=\(partition)/"
+    /// The dead-letter object key of the batch `[start, end]` whose first record has `times`.
+    public func rejectedKey(topic: String, partition: Int32, start: Int64, end: Int64, times: PathTemplate.Times) -> String {
+        join("_rejected/" + directory(topic: topic, partition: partition, times: times) + "/"
             + "\(topic)+\(partition)+\(Self.offset20(start))+\(Self.offset20(end)).jsonl")
     }
 
-    /// The listing prefix of one partition's objects for one topic (all dates): callers list
-    /// `topicPrefix(topic)` and filter by the `partition=` path segment.
-    public func topicPrefix(_ topic: String) -> String { join("topic=\(topic)/") }
+    /// ``objectKey(topic:partition:start:times:)`` of a record known only by its Kafka timestamp
+    /// (the default layout's key; a template's event-time variables fall back to it).
+    public func objectKey(topic: String, partition: Int32, start: Int64, startTimestampMillis: Int64?) -> String {
+        objectKey(topic: topic, partition: partition, start: start, times: .init(eventMicros: nil, kafkaMillis: startTimestampMillis))
+    }
+
+    /// ``rejectedKey(topic:partition:start:end:times:)`` of a record known only by its Kafka timestamp.
+    public func rejectedKey(topic: String, partition: Int32, start: Int64, end: Int64, startTimestampMillis: Int64?) -> String {
+        rejectedKey(topic: topic, partition: partition, start: start, end: end,
+                    times: .init(eventMicros: nil, kafkaMillis: startTimestampMillis))
+    }
+
+    /// The listing prefix of one topic's objects (all dates and partitions): callers list
+    /// `topicPrefix(topic)` and keep the keys ``belongs(_:to:)`` accepts. With a template whose
+    /// first segment varies, this is the whole sink prefix.
+    public func topicPrefix(_ topic: String) -> String {
+        guard let template else { return join("topic=\(topic)/") }
+        let p = template.listingPrefix(topic: topic)
+        return prefix.isEmpty ? p : prefix + "/" + p
+    }
+
+    /// Whether `key` is a Parquet or dead-letter object of `tp`, judged by its file name (the
+    /// directory depends on the layout; the name does not).
+    public func belongs(_ key: String, to tp: TopicPartition) -> Bool {
+        if let k = parseObjectKey(key) { return k.topic == tp.topic && k.partition == tp.partition }
+        if let d = DeadLetterOrphans.parse(key) { return d.topic == tp.topic && d.partition == tp.partition }
+        return false
+    }
 
     /// The dead-letter listing prefix.
     public var rejectedPrefix: String { join("_rejected/") }

@@ -141,7 +141,7 @@ struct AuditCommand: ParsableCommand {
                     FileHandle.standardError.write(Data("\r  checking objects \(done)/\(total) (\(pct)%) \(String(format: "%.1f", mb)) MiB   ".utf8))
                 }
             }
-            report = try Auditor(manifest: manifest, store: store, layout: KeyLayout(prefix: location.prefix),
+            report = try Auditor(manifest: manifest, store: store, layout: try cfg.keyLayout(prefix: location.prefix),
                                  committed: committed, options: options).run()
             if tty { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
         } catch {
@@ -179,7 +179,7 @@ struct AuditCommand: ParsableCommand {
                     FileHandle.standardError.write(Data("\r  listed \(listed) objects, HEADed \(headed) .parquet objects   ".utf8))
                 }
             }
-            let report = try FleetAuditor(store: store, layout: KeyLayout(prefix: location.prefix), options: options).run { found in
+            let report = try FleetAuditor(store: store, layout: try cfg.keyLayout(prefix: location.prefix), options: options).run { found in
                 if tty { FileHandle.standardError.write(Data("\r\u{1B}[K  reading Kafka offsets of \(found.count)+ partitions".utf8)) }
                 return try FleetKafkaOffsets.read(cfg, partitions: found, only: only, logger: logger)
             }

@@ -90,7 +90,7 @@ struct RecoverCommand: ParsableCommand {
             let tps = Set(try manifest.batches().map { TopicPartition(topic: $0.topic, partition: $0.partition) })
             let committed = tps.isEmpty ? [:] : try consumer.committed(Array(tps), timeout: .seconds(30)).mapValues(\.offset)
             let grace = Double(cfg.engine.orphanUploadGrace.components.seconds)
-            report = try Reconciler(manifest: manifest, store: store, layout: KeyLayout(prefix: location.prefix),
+            report = try Reconciler(manifest: manifest, store: store, layout: try cfg.keyLayout(prefix: location.prefix),
                                     stagingDirectory: cfg.staging.dir, offsets: DirectOffsets(consumer: consumer),
                                     committed: committed, orphanUploadGrace: grace, partSize: Int64(cfg.sink.partSize),
                                     concurrency: cfg.sink.uploadConcurrency, logger: logger)

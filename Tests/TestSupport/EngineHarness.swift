@@ -17,7 +17,7 @@ public struct EngineSetup: Sendable {
     /// Writes a config. `sink` nil means a file:// sink inside `directory`.
     public init(stack: LocalStack, topic: String, group: String, directory: URL, sink: String? = nil,
                 maxRecords: Int = 5000, maxAge: String = "2s", partSize: String = "16MiB", compression: String = "zstd",
-                extra: String = "") throws {
+                sinkExtra: String = "", extra: String = "") throws {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         self.directory = directory
         self.stack = stack
@@ -37,6 +37,7 @@ public struct EngineSetup: Sendable {
             url = "\(sinkURL)"
             part_size = "\(partSize)"
             compression = "\(compression)"
+            \(sinkExtra)
             \(s3)[staging]
             dir = "\(directory.appendingPathComponent("staging").path)"
             manifest = "\(directory.appendingPathComponent("state/manifest.sqlite").path)"
@@ -65,12 +66,12 @@ public struct EngineSetup: Sendable {
 
     /// Produces `count` log lines with tools/produce_logs.py (the Python client, not our code).
     public func produce(count: Int, partitions: Int = 4, badFraction: Double = 0, seed: Int = 1, startSerial: Int = 0,
-                        randomBytes: Int = 0, pad: Int = 0) throws {
+                        randomBytes: Int = 0, pad: Int = 0, extraArguments: [String] = []) throws {
         let r = try runPythonTool("produce_logs.py", [
             "--bootstrap", stack.kafkaBootstrap, "--topic", topic, "--count", "\(count)", "--partitions", "\(partitions)",
             "--bad-fraction", "\(badFraction)", "--seed", "\(seed)", "--start-serial", "\(startSerial)",
             "--random-bytes", "\(randomBytes)", "--pad", "\(pad)",
-        ])
+        ] + extraArguments)
         guard r.status == 0 else { throw LocalStack.NotRunning(description: "produce_logs.py failed: \(r.stderr)") }
     }
 
