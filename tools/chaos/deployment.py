@@ -95,7 +95,7 @@ class Deployment:
 
 
 def produce(stack, topic, count, log_path, partitions=4, seed=1, bad=0.0, pad=0, rate=0, huge=0, short=False,
-            start_serial=0, background=False, dense=False, random_bytes=0):
+            start_serial=0, background=False, dense=False, random_bytes=0, extra_args=()):
     ctx = stack.ctx
     argv = [sys.executable, os.path.join(ctx.tools, "produce_logs.py"), "--bootstrap", stack.bootstrap, f"--topic={topic}",
             "--count", str(count), "--partitions", str(partitions), "--seed", str(seed), "--bad-fraction", str(bad),
@@ -110,6 +110,7 @@ def produce(stack, topic, count, log_path, partitions=4, seed=1, bad=0.0, pad=0,
         argv += ["--dense"]
     if random_bytes:
         argv += ["--random-bytes", str(random_bytes)]
+    argv += list(extra_args)
     if background:
         return ctx.procs.start(f"produce[{topic}]", argv, log_path=log_path)
     rc, out, err = run_capture(ctx.procs, f"produce[{topic}]", argv, timeout=900, log_path=log_path)

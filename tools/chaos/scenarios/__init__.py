@@ -1,8 +1,8 @@
 """The scenarios, one module each, in the order they run and are reported. Each module's
 `scenario(ctx, res, work)` runs in its own work directory and records what it saw in `res`
 (chaos.report.Result); `ctx` is the run's chaos.runtime.Context."""
-from . import (badinput, broker, disk, edges, failpoints, fileproducer, kill, operational, rebalance, s3, security,
-               transactional)
+from . import (badinput, broker, disk, edges, eventtime, failpoints, fileproducer, kill, operational, rebalance, s3,
+               security, transactional)
 
 # (name for --only, title in the results table, entry point)
 SCENARIOS = [
@@ -18,4 +18,5 @@ SCENARIOS = [
     ("edges", "9. Protocol edges: etl-recover vs a second engine, a lost staged file, dead letters", edges.scenario),
     ("transactional", "10. Transactional topic on Tansu (markers make offsets sparse; abort; kill -9)", transactional.scenario),
     ("operational", "11. Operational truth: assignment wait, static membership, retention loss", operational.scenario),
+    ("eventtime", "12. Event-time layout ([sink] path) under kill -9; a fresh instance probes every key", eventtime.scenario),
 ]
