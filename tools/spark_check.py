@@ -92,7 +92,9 @@ def check_file(spark, F, path):
             # Microseconds since the epoch on both sides: the instant, independent of any zone.
             if arrow_type.unit != "us":
                 return f"column {name}: pyarrow timestamp unit {arrow_type.unit}, expected us"
-            selected.append(F.unix_micros(F.col(name)).alias(name))
+            # The SQL function (Spark 3.1+), not F.unix_micros (pyspark 3.5+), so older Sparks run this too.
+            quoted = name.replace("`", "``")
+            selected.append(F.expr(f"unix_micros(`{quoted}`)").alias(name))
             expected.append(column.cast(pa.int64()).to_pylist())
         else:
             selected.append(F.col(name))
@@ -112,6 +114,20 @@ def check_file(spark, F, path):
             if not same(row[c], want[r]):
                 return f"column {name} row {r}: spark {row[c]!r} vs pyarrow {want[r]!r}"
     return None
+
+
+def describe(e):
+    """One line for an exception; for a JVM error, its innermost cause (the reader's own message)."""
+    java = getattr(e, "java_exception", None)
+    if java is not None:
+        try:
+            while java.getCause() is not None:
+                java = java.getCause()
+            return f"{java.getClass().getName()}: {java.getMessage()}"
+        except Exception:  # noqa: BLE001 - fall back to the Python side's message
+            pass
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text.splitlines()[0] if text else ''}"
 
 
 def main(argv):
@@ -158,7 +174,7 @@ def main(argv):
             try:
                 problem = check_file(spark, F, path)
             except Exception as e:  # noqa: BLE001 - a read error is a failure of this file
-                problem = f"read failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+                problem = f"read failed: {describe(e)}"
             if problem is None:
                 n = spark.read.parquet(path).count()
                 print(f"ok {path}: {n} rows, vectorized reader, Spark {pyspark.__version__}")
