@@ -2,8 +2,9 @@
 //
 // Tidemark: an exactly-once Kafka -> Parquet -> S3 log pipeline.
 // Module map (one job each; C stays behind the wrapper that owns it):
-//   CRdKafka, CCurl, CZstd, CXattr, CMalloc  system libraries / headers (Debian -dev packages, tools/install-deps)
-//   Parquet                      Parquet writer and footer reader (pure Swift over CZstd)
+//   CRdKafka, CCurl, CZstd, CSnappy, CZlib, CXattr, CMalloc
+//                                system libraries / headers (Debian -dev packages, tools/install-deps)
+//   Parquet                      Parquet writer and footer reader (pure Swift over CZstd, CSnappy, CZlib)
 //   ObjectStore                  S3 over libcurl (SigV4, multipart, conditional writes) and file:// store
 //   KafkaSource                  librdkafka consumer/producer wrapper (manual offsets, rebalance hooks)
 //   Manifest                     SQLite write-ahead manifest (through GRDB)
@@ -57,11 +58,21 @@ let package = Package(
             pkgConfig: "libzstd",
             providers: [.apt(["libzstd-dev"])]
         ),
+        .systemLibrary(
+            name: "CSnappy",
+            pkgConfig: "snappy",
+            providers: [.apt(["libsnappy-dev"])]
+        ),
+        .systemLibrary(
+            name: "CZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
 
         // MARK: Libraries
         .target(
             name: "Parquet",
-            dependencies: ["CZstd"],
+            dependencies: ["CZstd", "CSnappy", "CZlib"],
             swiftSettings: [
                 // The encoder's hot path mutates final-class state per value; dynamic exclusivity
                 // checks cost ~6% of encode time in release builds. Debug builds keep them.

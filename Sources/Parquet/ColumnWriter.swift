@@ -56,8 +56,13 @@ final class ColumnWriter {
     private let dictionaryMaxBytes: Int
     private let statisticsTruncateLength: Int
     private let dictionaryAllowed: Bool
-    /// Non-dictionary pages are DELTA_BINARY_PACKED rather than PLAIN (INT64 columns).
+    /// Non-dictionary pages are DELTA_BINARY_PACKED rather than PLAIN (INT64 columns, modern profile).
     private let deltaPages: Bool
+    /// The encoding of dictionary-index data pages: RLE_DICTIONARY, or PLAIN_DICTIONARY in the
+    /// compatible profile (the bytes are the same; only the enum value differs).
+    private let dictionaryDataEncoding: ParquetEncoding
+    /// The encoding recorded for the dictionary page: PLAIN, or PLAIN_DICTIONARY in the compatible profile.
+    private let dictionaryPageEncoding: ParquetEncoding
 
     // Row group state.
     /// Values (nulls included) appended to this column in the current row group.
@@ -125,7 +130,19 @@ final class ColumnWriter {
         }
         self.dictionaryActive = dictionaryAllowed
         // ParquetSchema.validate() (run before any ColumnWriter exists) allows it on INT64 only.
-        self.deltaPages = column.encoding == .deltaBinaryPacked
+        // The compatible profile writes those columns PLAIN (or dictionary, if the column allows it).
+        switch options.profile {
+        case .modern:
+            self.deltaPages = column.encoding == .deltaBinaryPacked
+            self.dictionaryDataEncoding = .rleDictionary
+            self.dictionaryPageEncoding = .plain
+        case .compatible:
+            // parquet-mr's v1 writer (DefaultV1ValuesWriterFactory) marks both PLAIN_DICTIONARY;
+            // Impala before 4.0 decodes only that (IMPALA-6434), old Presto only filters on it.
+            self.deltaPages = false
+            self.dictionaryDataEncoding = .plainDictionary
+            self.dictionaryPageEncoding = .plainDictionary
+        }
     }
 
     // MARK: Appending (hot path: no allocation once buffers have grown)
@@ -281,7 +298,7 @@ final class ColumnWriter {
     /// Closes the open page when it is full, and leaves dictionary encoding when the dictionary
     /// outgrew `dictionaryMaxBytes` (the rest of the chunk is PLAIN, as arrow-rs and parquet-mr do).
     /// Called between rows only, so pages start at row boundaries.
-    func endRow(compressor: ZstdCompressor?, scratch: PageScratch, worker: CompressionWorker?) throws(ParquetError) {
+    func endRow(compressor: (any PageCompressor)?, scratch: PageScratch, worker: CompressionWorker?) throws(ParquetError) {
         if dictionaryActive && !dictionaryJudged && pagePlainBytes >= Self.dictionaryJudgeBytes && pageNonNull > 0 {
             // Judge on a sample rather than the whole first page: a high-cardinality column
             // (log messages) would otherwise build a page-sized dictionary and hash table per
@@ -302,7 +319,7 @@ final class ColumnWriter {
 
     /// Encodes the open page (DataPage V1: `[def levels][values]`) and hands it to the worker for
     /// compression, or compresses it inline when there is no worker.
-    func flushPage(compressor: ZstdCompressor?, scratch: PageScratch, worker: CompressionWorker?) throws(ParquetError) {
+    func flushPage(compressor: (any PageCompressor)?, scratch: PageScratch, worker: CompressionWorker?) throws(ParquetError) {
         guard pageValues > 0 else { return }
         if dictionaryActive && !dictionaryJudged && pageNonNull > 0 {
             judgeDictionary()
@@ -352,7 +369,7 @@ final class ColumnWriter {
                 }
             } else {
                 // Dictionary indices: 1 byte bit width, then hybrid runs with no length prefix.
-                encoding = .rleDictionary
+                encoding = dictionaryDataEncoding
                 let width = RleHybrid.bitWidth(forMax: UInt32(dictionaryCount - 1))
                 body.append(byte: UInt8(width))
                 RleHybrid.encode(indices.buffer, bitWidth: width, into: body)
@@ -369,7 +386,7 @@ final class ColumnWriter {
         }
         chunkValues += Int64(pageValues)
         switch encoding {
-        case .rleDictionary: dictionaryDataPages += 1
+        case .rleDictionary, .plainDictionary: dictionaryDataPages += 1
         case .deltaBinaryPacked: deltaDataPages += 1
         default: plainDataPages += 1
         }
@@ -419,7 +436,7 @@ final class ColumnWriter {
     /// resets the column for the next row group. The open page must have been flushed and the
     /// worker drained.
     func writeChunk(
-        to output: any ParquetOutput, at position: Int64, codec: ParquetCodec, compressor: ZstdCompressor?,
+        to output: any ParquetOutput, at position: Int64, codec: ParquetCodec, compressor: (any PageCompressor)?,
         scratch: PageScratch
     ) throws -> ColumnChunkMeta {
         precondition(pageValues == 0, "flushPage before writeChunk")
@@ -433,15 +450,17 @@ final class ColumnWriter {
         if dictionaryDataPages > 0 {
             let page = PageSink()
             try encodePage(
-                body: dictionaryPlain, kind: .dictionary(numValues: Int32(dictionaryCount)), compressor: compressor,
+                body: dictionaryPlain,
+                kind: .dictionary(numValues: Int32(dictionaryCount), encoding: dictionaryPageEncoding),
+                compressor: compressor,
                 compressed: scratch.compressed, header: scratch.header, into: page, column: column.name)
             try output.write(page.chunk.bytes)
             dictionaryPageOffset = position
             dataPageOffset = position + page.compressed
             uncompressed += page.uncompressed
             compressed += page.compressed
-            encodings.append(ParquetEncoding.plain.rawValue)
-            encodingStats.append((pageType: 2, encoding: ParquetEncoding.plain.rawValue, count: 1))
+            encodings.append(dictionaryPageEncoding.rawValue)
+            encodingStats.append((pageType: 2, encoding: dictionaryPageEncoding.rawValue, count: 1))
         }
         try output.write(sink.chunk.bytes)
         precondition(Int64(sink.chunk.count) == sink.compressed)
@@ -449,9 +468,11 @@ final class ColumnWriter {
         compressed += sink.compressed
         encodings.append(ParquetEncoding.rle.rawValue)
         if dictionaryDataPages > 0 {
-            encodings.append(ParquetEncoding.rleDictionary.rawValue)
+            if !encodings.contains(dictionaryDataEncoding.rawValue) {
+                encodings.append(dictionaryDataEncoding.rawValue)
+            }
             encodingStats.append(
-                (pageType: 0, encoding: ParquetEncoding.rleDictionary.rawValue, count: dictionaryDataPages))
+                (pageType: 0, encoding: dictionaryDataEncoding.rawValue, count: dictionaryDataPages))
         }
         if plainDataPages > 0 {
             if !encodings.contains(ParquetEncoding.plain.rawValue) {

@@ -29,8 +29,9 @@ final class PageSink {
 enum PageKind {
     /// DATA_PAGE (PageType 0) with DataPageHeader (PageHeader field 5).
     case data(numValues: Int32, encoding: ParquetEncoding)
-    /// DICTIONARY_PAGE (PageType 2) with DictionaryPageHeader (PageHeader field 7).
-    case dictionary(numValues: Int32)
+    /// DICTIONARY_PAGE (PageType 2) with DictionaryPageHeader (PageHeader field 7); `encoding`
+    /// is PLAIN, or PLAIN_DICTIONARY in the compatible profile (the values are PLAIN either way).
+    case dictionary(numValues: Int32, encoding: ParquetEncoding)
 }
 
 /// Compresses `body` and appends `PageHeader` + stored body to `sink`.
@@ -38,9 +39,9 @@ enum PageKind {
 /// PageHeader fields (parquet.thrift): 1 type, 2 uncompressed_page_size, 3 compressed_page_size
 /// (both exclude the header); DataPageHeader 1 num_values (nulls included), 2 encoding,
 /// 3 definition_level_encoding = RLE, 4 repetition_level_encoding = RLE; DictionaryPageHeader
-/// 1 num_values, 2 encoding = PLAIN.
+/// 1 num_values, 2 encoding (PLAIN, or PLAIN_DICTIONARY).
 func encodePage(
-    body: ByteBuffer, kind: PageKind, compressor: ZstdCompressor?, compressed: ByteBuffer, header: ByteBuffer,
+    body: ByteBuffer, kind: PageKind, compressor: (any PageCompressor)?, compressed: ByteBuffer, header: ByteBuffer,
     into sink: PageSink, column: String
 ) throws(ParquetError) {
     guard body.count <= Int(Int32.max) else {
@@ -70,13 +71,13 @@ func encodePage(
             h.writeI32(3, ParquetEncoding.rle.rawValue)
             h.writeI32(4, ParquetEncoding.rle.rawValue)
         }
-    case .dictionary(let numValues):
+    case .dictionary(let numValues, let encoding):
         w.writeI32(1, 2)
         w.writeI32(2, Int32(body.count))
         w.writeI32(3, Int32(payload.count))
         w.writeStruct(7) { h in
             h.writeI32(1, numValues)
-            h.writeI32(2, ParquetEncoding.plain.rawValue)
+            h.writeI32(2, encoding.rawValue)
         }
     }
     w.endStructValue()
@@ -88,7 +89,8 @@ func encodePage(
 
 /// Background threads that compress data pages while the writer keeps encoding.
 ///
-/// Pages are compressed in parallel (each thread has its own zstd context) into per-job buffers,
+/// Pages are compressed in parallel (each thread has its own compressor: a zstd context, a zlib
+/// stream, or a stateless Snappy) into per-job buffers,
 /// then committed to their column's `PageSink` strictly in submission order, so the file is
 /// byte-for-byte the same as with inline compression. At most `maxPending` pages are queued or
 /// in flight (`submit` blocks), which bounds the extra memory to a few pages; buffers are
@@ -120,11 +122,11 @@ final class CompressionWorker: @unchecked Sendable {
     /// handed to exactly one compression thread (through pthread_create), which alone uses it.
     private final class Lane: @unchecked Sendable {
         let worker: CompressionWorker
-        let compressor: ZstdCompressor
+        let compressor: (any PageCompressor)?
         let compressed = ByteBuffer(capacity: 1 << 20)
         let header = ByteBuffer(capacity: 256)
 
-        init(worker: CompressionWorker, compressor: ZstdCompressor) {
+        init(worker: CompressionWorker, compressor: (any PageCompressor)?) {
             self.worker = worker
             self.compressor = compressor
         }
@@ -148,14 +150,16 @@ final class CompressionWorker: @unchecked Sendable {
     /// a buffer the size of the largest page (heaptrack, 48 open writers: 92 MiB).
     let acceptsHandover: Bool
 
-    /// Starts `threads` compression threads at zstd `level`.
-    init(level: Int32, threads: Int, maxPending: Int? = nil, acceptsHandover: Bool = true) throws(ParquetError) {
+    /// Starts `threads` compression threads for `compression`.
+    init(
+        compression: ParquetCompression, threads: Int, maxPending: Int? = nil, acceptsHandover: Bool = true
+    ) throws(ParquetError) {
         self.acceptsHandover = acceptsHandover
         let count = max(threads, 1)
-        // Create every zstd context before starting any thread, so a failure leaves nothing running.
-        var compressors: [ZstdCompressor] = []
+        // Create every compressor before starting any thread, so a failure leaves nothing running.
+        var compressors: [(any PageCompressor)?] = []
         for _ in 0..<count {
-            compressors.append(try ZstdCompressor(level: level))
+            compressors.append(try compression.makeCompressor())
         }
         self.maxPending = max(maxPending ?? 2 * count + 2, 1)
         mutex = .allocate(capacity: 1)

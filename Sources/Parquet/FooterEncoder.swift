@@ -13,7 +13,8 @@ struct RowGroupMeta {
 enum FooterEncoder {
     static func encode(
         schema: ParquetSchema, numRows: Int64, rowGroups: [RowGroupMeta],
-        keyValueMetadata: [(key: String, value: String)], createdBy: String, into out: ByteBuffer
+        keyValueMetadata: [(key: String, value: String)], createdBy: String, profile: ParquetProfile = .modern,
+        into out: ByteBuffer
     ) {
         var w = ThriftCompactWriter(out: out)
         w.beginStructValue()
@@ -28,7 +29,7 @@ enum FooterEncoder {
                 e.writeI32(5, Int32(schema.columns.count))
                 return
             }
-            writeSchemaElement(&e, column)
+            writeSchemaElement(&e, column, profile: profile)
         }
         // FileMetaData 3: required i64 num_rows.
         w.writeI64(3, numRows)
@@ -53,7 +54,9 @@ enum FooterEncoder {
         w.endStructValue()
     }
 
-    private static func writeSchemaElement(_ e: inout ThriftCompactWriter, _ column: ParquetColumn) {
+    private static func writeSchemaElement(
+        _ e: inout ThriftCompactWriter, _ column: ParquetColumn, profile: ParquetProfile
+    ) {
         // SchemaElement 1: type, 3: repetition_type (REQUIRED=0, OPTIONAL=1), 4: name,
         // 6: converted_type, 10: logicalType.
         e.writeI32(1, column.type.physicalType.rawValue)
@@ -76,7 +79,21 @@ enum FooterEncoder {
                     }
                 }
             }
-        case .boolean, .int32, .int64, .double:
+        case .int32, .int64:
+            // Signed 32/64 bits are what the physical type implies, so the modern profile writes
+            // no annotation (as arrow-rs and parquet-mr do for plain ints). The compatible one
+            // writes ConvertedType INT_32 (17) / INT_64 (18) with LogicalType INTEGER (10):
+            // IntType{1: bitWidth, 2: isSigned}, both spellings a reader may look for.
+            guard profile == .compatible else { break }
+            let is32 = column.type == .int32
+            e.writeI32(6, is32 ? 17 : 18)
+            e.writeStruct(10) { l in
+                l.writeStruct(10) { t in
+                    t.writeI8(1, is32 ? 32 : 64)
+                    t.writeBool(2, true)
+                }
+            }
+        case .boolean, .double:
             break
         }
     }

@@ -101,19 +101,44 @@ public struct ParquetSchema: Sendable, Equatable, Hashable {
     }
 }
 
-/// Page compression codec.
+/// Page compression codec. Every data and dictionary page body is compressed on its own; page
+/// headers are not. The codec is recorded in each `ColumnMetaData.codec`.
 public enum ParquetCompression: Sendable, Equatable, Hashable {
     /// No compression (parquet.thrift `CompressionCodec.UNCOMPRESSED = 0`).
     case uncompressed
-    /// Zstandard at the given level (`CompressionCodec.ZSTD = 6`).
+    /// Zstandard at the given level (`CompressionCodec.ZSTD = 6`), through libzstd.
     case zstd(level: Int32)
+    /// Snappy, raw block format without framing (`CompressionCodec.SNAPPY = 1`), through
+    /// libsnappy. The codec every Parquet reader has supported longest.
+    case snappy
+    /// gzip-format deflate stream at zlib level 1-9 (`CompressionCodec.GZIP = 2`), through zlib.
+    case gzip(level: Int32)
 
-    var codec: ParquetCodec {
+    /// The parquet.thrift `CompressionCodec` written into the column chunk metadata.
+    public var codec: ParquetCodec {
         switch self {
         case .uncompressed: return .uncompressed
         case .zstd: return .zstd
+        case .snappy: return .snappy
+        case .gzip: return .gzip
         }
     }
+}
+
+/// Which Parquet features the writer may use: the trade between size and speed on one side and
+/// the age of the readers that must read the files on the other (docs/parquet.md, "Profiles").
+public enum ParquetProfile: String, Sendable, Equatable, Hashable, CaseIterable {
+    /// Current readers (Arrow, DuckDB, polars, Spark 3.3+, Trino, Athena engine 3):
+    /// DELTA_BINARY_PACKED where a column asks for it, RLE_DICTIONARY data pages with a PLAIN
+    /// dictionary page, LogicalType annotations (with ConvertedType where parquet-format defines
+    /// an equivalent for strings and timestamps).
+    case modern
+    /// Also readers that predate the Parquet 2.0 encodings and LogicalType (Spark's vectorized
+    /// reader before 3.3, Hive, older Athena/Presto and Impala): PLAIN and dictionary encodings
+    /// only (columns that ask for DELTA_BINARY_PACKED are written PLAIN), dictionary pages and
+    /// dictionary-encoded data pages marked PLAIN_DICTIONARY as parquet-mr's v1 writer does,
+    /// data page v1, and a ConvertedType next to every LogicalType (INT_32, INT_64 included).
+    case compatible
 }
 
 /// Writer settings. The defaults follow arrow-rs / parquet-mr where the issue does not say otherwise.
@@ -136,11 +161,13 @@ public struct ParquetWriterOptions: Sendable {
     /// String min/max statistics longer than this are truncated (min: prefix; max: prefix rounded up)
     /// and flagged inexact. Default 64 bytes, as arrow-rs.
     public var statisticsTruncateLength: Int = 64
-    /// Threads that compress ZSTD pages while encoding continues; 0 compresses inline on the
+    /// Threads that compress pages (any codec) while encoding continues; 0 compresses inline on the
     /// calling thread. The file is byte-for-byte the same either way. Default 2.
     public var compressionThreads: Int = 2
     /// `FileMetaData.created_by`, in the `<app> version <semver> (build <hash>)` form readers parse.
     public var createdBy: String = "tidemark version 0.1.0 (build dev)"
+    /// Which encodings and annotations the file may use. Default `.modern`.
+    public var profile: ParquetProfile = .modern
 
     /// Creates the default options.
     public init() {}
@@ -152,7 +179,8 @@ public struct ParquetWriterOptions: Sendable {
         rowGroupMaxRows: Int? = nil,
         dataPageMaxBytes: Int = 1024 * 1024,
         dictionaryMaxBytes: Int = 1024 * 1024,
-        createdBy: String = "tidemark version 0.1.0 (build dev)"
+        createdBy: String = "tidemark version 0.1.0 (build dev)",
+        profile: ParquetProfile = .modern
     ) {
         self.compression = compression
         self.rowGroupMaxBytes = rowGroupMaxBytes
@@ -160,6 +188,7 @@ public struct ParquetWriterOptions: Sendable {
         self.dataPageMaxBytes = dataPageMaxBytes
         self.dictionaryMaxBytes = dictionaryMaxBytes
         self.createdBy = createdBy
+        self.profile = profile
     }
 }
 

@@ -9,7 +9,7 @@
 /// values for one column in a row) is recorded and thrown by the next `endRow()` or `close()`.
 /// After any error the writer is unusable and the bytes written so far are not a valid file.
 ///
-/// Not thread-safe: use one writer from one task at a time. With ZSTD it runs
+/// Not thread-safe: use one writer from one task at a time. With a compression codec it runs
 /// `options.compressionThreads` helper threads of its own (joined by `close()` or `deinit`).
 public final class ParquetWriter {
     /// The schema being written.
@@ -26,7 +26,7 @@ public final class ParquetWriter {
     private let signal = CheckSignal()
     private static let checkInterval = 32
     private static let largeValue = 1024
-    private let compressor: ZstdCompressor?
+    private let compressor: (any PageCompressor)?
     private let worker: CompressionWorker?
     /// False when `worker` belongs to a shared `ParquetWriterScratch` (which stops it).
     private let ownsWorker: Bool
@@ -43,12 +43,12 @@ public final class ParquetWriter {
 
     /// Creates a writer and writes the leading `PAR1` magic.
     ///
-    /// - Parameter shared: page scratch buffers, ZSTD context and (if it has compression threads)
+    /// - Parameter shared: page scratch buffers, compressor and (if it has compression threads)
     ///   compression threads to use instead of the writer's own; `options.compressionThreads` is
     ///   then ignored. Every writer given the same `ParquetWriterScratch` must be used from one
     ///   thread.
     /// - Throws: `ParquetError.Code.invalidSchema` for an empty schema or duplicate names;
-    ///   `.compression` if libzstd cannot create a context; whatever `output.write` throws.
+    ///   `.compression` if libzstd or zlib cannot create a context; whatever `output.write` throws.
     public init(
         output: any ParquetOutput, schema: ParquetSchema, options: ParquetWriterOptions = .init(),
         shared: ParquetWriterScratch? = nil
@@ -64,20 +64,24 @@ public final class ParquetWriter {
         self.hot = .allocate(capacity: columns.count)
         _ = self.hot.initialize(from: columns.map { Unmanaged.passUnretained($0) })
         self.codec = options.compression.codec
-        switch options.compression {
-        case .uncompressed:
+        let compression = options.compression
+        if compression == .uncompressed {
             compressor = nil
             worker = nil
             ownsWorker = false
-        case .zstd(let level):
-            compressor = try shared?.compressor(level: level) ?? ZstdCompressor(level: level)
-            if let sharedWorker = try shared?.worker(level: level) {
+        } else {
+            if let shared {
+                compressor = try shared.compressor(compression)
+            } else {
+                compressor = try compression.makeCompressor()
+            }
+            if let sharedWorker = try shared?.worker(compression) {
                 worker = sharedWorker
                 ownsWorker = false
             } else {
                 worker =
                     options.compressionThreads > 0
-                    ? try CompressionWorker(level: level, threads: options.compressionThreads) : nil
+                    ? try CompressionWorker(compression: compression, threads: options.compressionThreads) : nil
                 ownsWorker = true
             }
         }
@@ -288,7 +292,7 @@ public final class ParquetWriter {
         let footer = ByteBuffer(capacity: 4096)
         FooterEncoder.encode(
             schema: schema, numRows: Int64(totalRows), rowGroups: rowGroups, keyValueMetadata: keyValueMetadata,
-            createdBy: options.createdBy, into: footer)
+            createdBy: options.createdBy, profile: options.profile, into: footer)
         guard footer.count <= Int(UInt32.max) else {
             throw ParquetError(.valueTooLarge, "footer of \(footer.count) bytes exceeds 4 GiB")
         }

@@ -1,11 +1,11 @@
 /// Page-building resources that several ``ParquetWriter``s used from one thread can share: the
-/// page body / compressed-page scratch buffers (1 MiB each) and a libzstd compression context
-/// (a few MiB at level 3 with 1 MiB pages). A process that keeps one writer open per Kafka
+/// page body / compressed-page scratch buffers (1 MiB each) and a compressor per codec (a
+/// libzstd context is a few MiB at level 3 with 1 MiB pages). A process that keeps one writer open per Kafka
 /// partition would otherwise hold one set per open writer, so its memory would grow with the
 /// number of assigned partitions (measured with heaptrack: about 4 MiB per open writer).
 ///
 /// With `compressionThreads > 0` the sharing writers also share that many compression threads
-/// (one `CompressionWorker` per ZSTD level, started on first use, stopped when the scratch is
+/// (one `CompressionWorker` per codec and level, started on first use, stopped when the scratch is
 /// released): encoding stays on the writers' thread while pages are compressed on another core,
 /// and threads and contexts do not multiply with the number of open writers. Pages still reach
 /// each column in submission order, so files are byte-for-byte the same as with inline
@@ -15,10 +15,10 @@
 public final class ParquetWriterScratch {
     let pages = PageScratch()
     private let compressionThreads: Int
-    private var compressors: [Int32: ZstdCompressor] = [:]
-    private var workers: [Int32: CompressionWorker] = [:]
+    private var compressors: [ParquetCompression: any PageCompressor] = [:]
+    private var workers: [ParquetCompression: CompressionWorker] = [:]
 
-    /// Creates empty scratch buffers; the ZSTD context and compression threads start on first use.
+    /// Creates empty scratch buffers; compressors and compression threads start on first use.
     ///
     /// - Parameter compressionThreads: threads that compress the data pages of every sharing
     ///   writer; 0 (default) compresses inline on the writers' thread.
@@ -30,19 +30,20 @@ public final class ParquetWriterScratch {
         for worker in workers.values { worker.shutdown() }
     }
 
-    func compressor(level: Int32) throws(ParquetError) -> ZstdCompressor {
-        if let c = compressors[level] { return c }
-        let c = try ZstdCompressor(level: level)
-        compressors[level] = c
+    /// The shared compressor for `compression` (nil for `.uncompressed`).
+    func compressor(_ compression: ParquetCompression) throws(ParquetError) -> (any PageCompressor)? {
+        if let c = compressors[compression] { return c }
+        guard let c = try compression.makeCompressor() else { return nil }
+        compressors[compression] = c
         return c
     }
 
-    /// The shared compression threads for `level`, or nil when compressing inline.
-    func worker(level: Int32) throws(ParquetError) -> CompressionWorker? {
+    /// The shared compression threads for `compression`, or nil when compressing inline.
+    func worker(_ compression: ParquetCompression) throws(ParquetError) -> CompressionWorker? {
         guard compressionThreads > 0 else { return nil }
-        if let w = workers[level] { return w }
-        let w = try CompressionWorker(level: level, threads: compressionThreads, acceptsHandover: false)
-        workers[level] = w
+        if let w = workers[compression] { return w }
+        let w = try CompressionWorker(compression: compression, threads: compressionThreads, acceptsHandover: false)
+        workers[compression] = w
         return w
     }
 }

@@ -5,7 +5,7 @@ import CZstd
 /// Parquet's ZSTD codec is a plain zstd frame per page body; parquet-format's Compression.md
 /// defers to libzstd ("the implementation provided by the Zstandard compression library is
 /// authoritative").
-final class ZstdCompressor {
+final class ZstdCompressor: PageCompressor {
     private let context: OpaquePointer
     let level: Int32
 

@@ -121,6 +121,26 @@ public final class Engine: @unchecked Sendable {
 
     /// Opens the manifest (taking its lock), the object store and the staging directory, and
     /// checks the configuration. Nothing is consumed until ``run(untilIdle:)``.
+    /// The Parquet writer options of every batch file: `[sink] compression`, `zstd_level` and
+    /// `parquet_profile` (already validated by `EngineConfig`), the row group size from `[batch]`.
+    public static func parquetOptions(_ config: EngineConfig) -> ParquetWriterOptions {
+        var options = ParquetWriterOptions()
+        options.rowGroupMaxBytes = min(32 << 20, config.batch.maxBytes)
+        // Pages are compressed by `writerScratch`'s one thread, shared by every open batch: a
+        // writer's own compression threads (and their ZSTD contexts) would be per open batch, so
+        // memory and threads would grow with the assigned partitions (32: +80 MiB peak RSS, measured).
+        options.compressionThreads = 0
+        options.createdBy = "tidemark version \(tidemarkVersion) (build release)"
+        switch config.sink.compression {
+        case "none": options.compression = .uncompressed
+        case "snappy": options.compression = .snappy
+        case "gzip": options.compression = .gzip(level: 6)  // zlib's default level
+        default: options.compression = .zstd(level: Int32(config.sink.zstdLevel))
+        }
+        options.profile = ParquetProfile(rawValue: config.sink.parquetProfile) ?? .modern
+        return options
+    }
+
     public init(config: EngineConfig, logger: Logger) throws {
         self.config = config
         self.logger = logger
@@ -133,15 +153,7 @@ public final class Engine: @unchecked Sendable {
         layout = try config.keyLayout(prefix: location.prefix)
         store = try makeObjectStore(location: location, s3: Self.s3Configuration(config), logger: logger)
         parser = LogRecordParser(format: config.input.format, maxLineBytes: config.input.maxLineBytes)
-        var options = ParquetWriterOptions()
-        options.rowGroupMaxBytes = min(32 << 20, config.batch.maxBytes)
-        // Pages are compressed by `writerScratch`'s one thread, shared by every open batch: a
-        // writer's own compression threads (and their ZSTD contexts) would be per open batch, so
-        // memory and threads would grow with the assigned partitions (32: +80 MiB peak RSS, measured).
-        options.compressionThreads = 0
-        options.createdBy = "tidemark version \(tidemarkVersion) (build release)"
-        options.compression = config.sink.compression == "none" ? .uncompressed : .zstd(level: Int32(config.sink.zstdLevel))
-        parquetOptions = options
+        parquetOptions = Self.parquetOptions(config)
         executor = BatchExecutor(manifest: manifest, store: store, layout: layout, offsets: offsets,
                                  partSize: Int64(config.sink.partSize), concurrency: config.sink.uploadConcurrency,
                                  quarantineDirectory: stagingDir + "/quarantine", logger: logger)

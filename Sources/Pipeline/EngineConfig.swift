@@ -81,10 +81,13 @@ public struct EngineConfig: Sendable, Equatable {
         public var sseKMSKeyID: String?
         /// `[sink] part_size`: multipart part size (>= 5 MiB).
         public var partSize: Int = 16 << 20
-        /// `[sink] compression`: Parquet page compression, `zstd` (default) or `none`.
+        /// `[sink] compression`: Parquet page compression, `zstd` (default), `snappy`, `gzip` or `none`.
         public var compression: String = "zstd"
         /// `[sink] zstd_level`: ZSTD level (1-19, default 3).
         public var zstdLevel: Int = 3
+        /// `[sink] parquet_profile`: `modern` (default) or `compatible` (readers that predate
+        /// Parquet 2.0 encodings and LogicalType; docs/parquet.md).
+        public var parquetProfile: String = "modern"
         /// `[sink] upload_concurrency`: parts in flight per upload.
         public var uploadConcurrency: Int = 4
         /// `[sink] request_timeout`: time one S3 request may take before it is abandoned and retried.
@@ -172,7 +175,8 @@ public struct EngineConfig: Sendable, Equatable {
         "sink": ["url": "s3://bucket/prefix or file:///dir", "endpoint": "S3 endpoint URL", "region": "S3 region",
                  "path_style": "bool", "sse": "none|AES256|aws:kms", "sse_kms_key_id": "KMS key id",
                  "part_size": "size", "upload_concurrency": "int", "ca_bundle": "path", "request_timeout": "duration",
-                 "compression": "zstd|none", "zstd_level": "int",
+                 "compression": "zstd|snappy|gzip|none", "zstd_level": "int",
+                 "parquet_profile": "modern|compatible",
                  "path": "key directory template, e.g. {topic}/dt={event_date}/hour={event_hour}",
                  "time_zone": "UTC|+HH:MM|IANA name for path",
                  "access_key_id": "discouraged", "secret_access_key": "discouraged"],
@@ -244,6 +248,7 @@ public struct EngineConfig: Sendable, Equatable {
         c.sink.requestTimeout = try r.duration("sink", "request_timeout") ?? c.sink.requestTimeout
         c.sink.compression = try r.string("sink", "compression") ?? c.sink.compression
         c.sink.zstdLevel = try r.int("sink", "zstd_level") ?? c.sink.zstdLevel
+        c.sink.parquetProfile = try r.string("sink", "parquet_profile") ?? c.sink.parquetProfile
         c.sink.caBundle = try r.string("sink", "ca_bundle")
         c.sink.path = try r.string("sink", "path")
         c.sink.timeZone = try r.string("sink", "time_zone") ?? c.sink.timeZone
@@ -311,7 +316,10 @@ public struct EngineConfig: Sendable, Equatable {
         try need((1...64).contains(sink.uploadConcurrency), "sink.upload_concurrency", "must be 1...64")
         try need(sink.requestTimeout >= .seconds(1) && sink.requestTimeout <= .seconds(3600), "sink.request_timeout",
                  "must be between 1s and 1h")
-        try need(["zstd", "none"].contains(sink.compression), "sink.compression", "'\(sink.compression)' must be zstd or none")
+        try need(["zstd", "snappy", "gzip", "none"].contains(sink.compression), "sink.compression",
+                 "'\(sink.compression)' must be zstd, snappy, gzip or none")
+        try need(["modern", "compatible"].contains(sink.parquetProfile), "sink.parquet_profile",
+                 "'\(sink.parquetProfile)' must be modern or compatible")
         try need((1...19).contains(sink.zstdLevel), "sink.zstd_level", "must be 1...19")
         try need((sink.accessKeyID == nil) == (sink.secretAccessKey == nil), "sink.access_key_id",
                  "access_key_id and secret_access_key must be set together")
