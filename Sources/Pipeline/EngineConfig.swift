@@ -71,8 +71,10 @@ public struct EngineConfig: Sendable, Equatable {
         public var url: String = ""
         /// `[sink] endpoint`: custom S3 endpoint (MinIO, Ceph, R2, moto), e.g. `http://127.0.0.1:9000`.
         public var endpoint: String?
-        /// `[sink] region`.
-        public var region: String = "us-east-1"
+        /// `[sink] region`: the S3 signing region. Nil when not set: then `AWS_REGION`, else
+        /// `AWS_DEFAULT_REGION`, else the AWS profile's `region`, else `us-east-1`
+        /// (``Engine/s3Configuration(_:environment:)``).
+        public var region: String?
         /// `[sink] path_style`: path-style addressing (default true when an endpoint is set).
         public var pathStyle: Bool?
         /// `[sink] sse`: `none`, `AES256` or `aws:kms`.
