@@ -249,7 +249,7 @@ struct CredentialProviderTests {
         }
     }
 
-    @Test("IMDSv2: the token flow is required and followed; AWS_EC2_METADATA_DISABLED skips it; no IMDS fails fast")
+    @Test("IMDSv2: the token flow is required and followed; AWS_EC2_METADATA_DISABLED skips it; no IMDS fails fast, not retried")
     func instanceMetadata() throws {
         let emulator = try MetadataEmulator(mode: "imds", expirySeconds: 3600)
         defer { emulator.stop() }
@@ -286,7 +286,8 @@ struct CredentialProviderTests {
             let start = Date()
             let error = #expect(throws: CredentialError.self) { try nowhere.fetchCredentials() }
             #expect(Date().timeIntervalSince(start) < 3)
-            #expect(error?.isRetryable == true)
+            #expect(error?.isRetryable == false)  // not on EC2: retrying cannot help
+            #expect(error?.message.contains("AWS_EC2_METADATA_DISABLED=true") == true)
         }
     }
 

@@ -31,9 +31,20 @@ public struct InstanceMetadataCredentialProvider: AWSCredentialProvider {
     }
 
     public func fetchCredentials() throws -> AWSCredentials {
-        let tokenResponse = try http.perform("PUT", endpoint + "/latest/api/token",
+        let tokenResponse: HTTPResponse
+        do {
+            tokenResponse = try http.perform("PUT", endpoint + "/latest/api/token",
                                              headers: [("X-aws-ec2-metadata-token-ttl-seconds", "\(tokenTTL)")],
                                              body: [], what: "IMDSv2 token")
+        } catch {
+            // IMDS is the chain's last resort: unreachable almost always means "not on EC2",
+            // which retrying cannot fix. (On EC2, a refresh that fails this way keeps the
+            // still-valid credentials; see RefreshingCredentialProvider.)
+            throw CredentialError(code: .fetchFailed, provider: providerDescription,
+                                  message: "\(error.message); no other credentials are configured (not on EC2? set "
+                                    + "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or "
+                                    + "AWS_EC2_METADATA_DISABLED=true to skip IMDS)")
+        }
         guard tokenResponse.status == 200 else {
             throw refused("PUT /latest/api/token", tokenResponse.status)
         }
