@@ -78,8 +78,9 @@ extension Engine {
     /// `--check`: the manifest opened (lock, quick_check) in init; now the credential chain
     /// yields credentials (S3), the object store answers a listing, a multipart upload is
     /// created under `<prefix>/_tidemark_check/` and aborted (proving PutObject and
-    /// AbortMultipartUpload on the prefix, and with `sse = "aws:kms"` the KMS key), and Kafka
-    /// answers a metadata request for every configured topic.
+    /// AbortMultipartUpload on the prefix, and with `sse = "aws:kms"` the KMS key), S3 is probed
+    /// for `If-None-Match: *` (unless `conditional_writes = "off"`), and Kafka answers a
+    /// metadata request for every configured topic.
     /// - Returns: what was proved, one line each (the credential provider, the region, the
     ///   probe key); never a secret.
     @discardableResult
@@ -99,6 +100,18 @@ extension Engine {
         let kms = config.sink.sse == "aws:kms" ? ", SSE-KMS key \(config.sink.sseKMSKeyID ?? "default")" : ""
         report.append("object store: listed the prefix; created and aborted a multipart upload at \(probeKey) "
             + "(PutObject, AbortMultipartUpload\(kms))")
+        if store is S3Store {
+            if config.sink.conditionalWrites == "off" {
+                report.append("conditional writes: not probed (conditional_writes = \"off\")")
+            } else {
+                let key = Self.conditionalWritesProbeKey(layout)
+                let honoured = try Self.probeConditionalWrites(store: store, key: key)
+                report.append(honoured
+                    ? "conditional writes: honoured (a second If-None-Match: * create of \(key) was refused)"
+                    : "conditional writes: IGNORED by the store; conditional_writes = \"\(config.sink.conditionalWrites)\": "
+                        + (config.sink.conditionalWrites == "auto" ? "HEAD before each commit" : "the engine will not start"))
+            }
+        }
         let kc = KafkaConsumerConfig(bootstrapServers: config.kafka.brokers, groupID: config.kafka.groupID,
                                      topics: config.kafka.topics, properties: config.kafka.properties)
         let probe = try KafkaConsumer(config: kc, rebalanceHandler: nil, logger: logger)

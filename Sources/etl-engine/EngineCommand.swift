@@ -38,7 +38,10 @@ struct EngineCommand: ParsableCommand {
             (AWS_CONTAINER_CREDENTIALS_RELATIVE_URI/FULL_URI); EC2 IMDSv2 (off with \
             AWS_EC2_METADATA_DISABLED=true). Temporary credentials are refreshed 5 minutes before \
             they expire. [sink] region defaults to AWS_REGION, AWS_DEFAULT_REGION, the profile's \
-            region, then us-east-1. --check names the credential provider (never a secret). \
+            region, then us-east-1. --check names the credential provider (never a secret). At \
+            start the engine probes that S3 honours If-None-Match: * ([sink] conditional_writes = \
+            "required" (default) refuses to start without it, "auto" warns and falls back to HEAD \
+            before each commit, "off" skips the probe). \
             TIDEMARK_FAILPOINTS=name[@N] arms crash points for \
             testing (docs/protocol.md).
 

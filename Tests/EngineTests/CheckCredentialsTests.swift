@@ -44,6 +44,7 @@ struct CheckCredentialsTests {
             #expect(viaWeb.stdout.contains("region: us-east-1 (from AWS_REGION)"), "\(viaWeb.stdout)")
             #expect(viaWeb.stdout.contains("created and aborted a multipart upload at lake/_tidemark_check/"),
                     "\(viaWeb.stdout)")
+            #expect(viaWeb.stdout.contains("conditional writes: honoured"), "\(viaWeb.stdout)")
 
             var process = isolated
             process["AWS_PROFILE"] = "ci"
