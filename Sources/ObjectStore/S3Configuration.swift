@@ -32,7 +32,8 @@ public struct S3Configuration: Sendable, CustomStringConvertible {
     /// URL); nil means AWS: `https://s3.<region>.amazonaws.com`.
     public var endpoint: String?
     /// Path-style addressing (`endpoint/bucket/key`) instead of virtual-hosted
-    /// (`bucket.endpoint/key`). Defaults to true with a custom endpoint, false for AWS.
+    /// (`bucket.endpoint/key`). Defaults to true with a custom endpoint, false for AWS. A bucket
+    /// whose name has dots uses path style over https regardless (``S3Store/usesPathStyle``).
     public var pathStyle: Bool
     /// Explicit credentials; nil means ``credentialProvider``, else the chain
     /// (``CredentialChain``).

@@ -15,6 +15,10 @@ public final class S3Store: ObjectStore {
     private let client: CurlHTTPClient
     private let signer: SigV4Signer
     private let endpoint: Endpoint
+    /// Whether requests use path-style URLs: ``S3Configuration/pathStyle``, or a bucket name
+    /// with dots over https, which virtual-hosted style cannot serve (the certificate's
+    /// `*.s3.<region>.amazonaws.com` wildcard matches one label only).
+    public let usesPathStyle: Bool
     private let retry: RetryPolicy
 
     /// The parts of the endpoint URL.
@@ -81,7 +85,9 @@ public final class S3Store: ObjectStore {
         self.client = CurlHTTPClient(caBundle: configuration.caBundle,
                                      maxIdleConnections: configuration.maxIdleConnections)
         self.signer = SigV4Signer(region: configuration.region)
-        self.endpoint = try Endpoint(configuration.endpoint ?? "https://s3.\(configuration.region).amazonaws.com")
+        let endpoint = try Endpoint(configuration.endpoint ?? "https://s3.\(configuration.region).amazonaws.com")
+        self.endpoint = endpoint
+        self.usesPathStyle = configuration.pathStyle || (configuration.bucket.contains(".") && endpoint.scheme == "https")
         self.retry = RetryPolicy(maxAttempts: configuration.maxAttempts, deadline: configuration.retryDeadline,
                                  baseDelay: configuration.retryBaseDelay, maxDelay: configuration.retryMaxDelay)
     }
@@ -123,7 +129,7 @@ public final class S3Store: ObjectStore {
         let encodedKey = key.map { SigV4Signer.uriEncode($0, encodeSlash: false) }
         let host: String
         let path: String
-        if configuration.pathStyle {
+        if usesPathStyle {
             host = endpoint.authority
             path = "/\(configuration.bucket)" + (encodedKey.map { "/" + $0 } ?? "")
         } else {
