@@ -9,9 +9,11 @@ Every request is forwarded to --upstream unless a fault rule matches it.
 
 Control endpoints (on the proxy itself):
     POST /__proxy__/rules   body: JSON list of rules; replaces the rules and clears the log
-    GET  /__proxy__/log     JSON list of {"method", "path", "query", "action", "headers"} for every
-                            request; "headers" holds only x-amz-server-side-encryption* and
-                            If-None-Match
+    GET  /__proxy__/log     JSON list of {"method", "path", "query", "action", "headers",
+                            "access_key_id"} for every request; "headers" holds only
+                            x-amz-server-side-encryption* and If-None-Match; "access_key_id" is
+                            the key id in the SigV4 Authorization header's Credential= (not a
+                            secret: it names the credential a request was signed with)
 
 A rule matches a request when every given condition holds:
     "method": "PUT"                     HTTP method
@@ -205,8 +207,10 @@ class Handler(BaseHTTPRequestHandler):
         # Only these request headers are logged (never Authorization or the security token).
         logged = {k.lower(): v for k, v in self.headers.items()
                   if k.lower().startswith("x-amz-server-side-encryption") or k.lower() == "if-none-match"}
+        auth = self.headers.get("Authorization") or ""
+        key_id = auth.split("Credential=", 1)[1].split("/", 1)[0] if "Credential=" in auth else None
         STATE.record({"method": self.command, "path": parsed.path, "query": query, "action": action,
-                      "headers": logged})
+                      "headers": logged, "access_key_id": key_id})
         if action == "status":
             status = rule.get("status", 500)
             return self._send(status, error_xml(rule.get("code", "InternalError"), "injected by s3_fault_proxy"),

@@ -32,12 +32,20 @@ public struct S3Configuration: Sendable, CustomStringConvertible {
     /// URL); nil means AWS: `https://s3.<region>.amazonaws.com`.
     public var endpoint: String?
     /// Path-style addressing (`endpoint/bucket/key`) instead of virtual-hosted
-    /// (`bucket.endpoint/key`). Defaults to true with a custom endpoint, false for AWS.
+    /// (`bucket.endpoint/key`). Defaults to true with a custom endpoint, false for AWS. A bucket
+    /// whose name has dots uses path style over https regardless (``S3Store/usesPathStyle``).
     public var pathStyle: Bool
-    /// Explicit credentials; nil means the usual chain (environment, shared credentials file).
+    /// Explicit credentials; nil means ``credentialProvider``, else the chain
+    /// (``CredentialChain``).
     public var credentials: AWSCredentials?
-    /// The profile for the shared credentials file; nil means `AWS_PROFILE` or `default`.
+    /// The profile for the shared config and credentials files; nil means `AWS_PROFILE` or
+    /// `default`.
     public var profile: String?
+    /// A credential provider to use instead of the chain (when ``credentials`` is nil).
+    public var credentialProvider: (any AWSCredentialProvider)?
+    /// Temporary credentials are refreshed when less than this many seconds remain before they
+    /// expire. Default 300.
+    public var credentialRefreshMargin: TimeInterval = 300
     /// Server-side encryption for objects written.
     public var serverSideEncryption: ServerSideEncryption
     /// The per-part checksum. Default CRC32C.
@@ -98,7 +106,7 @@ public struct S3Configuration: Sendable, CustomStringConvertible {
 
     public var description: String {
         "S3Configuration(bucket: \(bucket), region: \(region), endpoint: \(endpoint ?? "aws"), "
-            + "pathStyle: \(pathStyle), credentials: \(credentials.map { "\($0)" } ?? "chain"), "
+            + "pathStyle: \(pathStyle), credentials: \(credentials.map { "\($0)" } ?? credentialProvider?.providerDescription ?? "chain"), "
             + "sse: \(serverSideEncryption), checksum: \(partChecksum.rawValue), partSize: \(partSize), "
             + "maxAttempts: \(maxAttempts))"
     }

@@ -10,11 +10,15 @@ import Logging
 public final class S3Store: ObjectStore {
     public let configuration: S3Configuration
     public let capabilities: ObjectStoreCapabilities
-    private let credentials: AWSCredentials
+    private let credentials: RefreshingCredentialProvider
     private let logger: Logger?
     private let client: CurlHTTPClient
     private let signer: SigV4Signer
     private let endpoint: Endpoint
+    /// Whether requests use path-style URLs: ``S3Configuration/pathStyle``, or a bucket name
+    /// with dots over https, which virtual-hosted style cannot serve (the certificate's
+    /// `*.s3.<region>.amazonaws.com` wildcard matches one label only).
+    public let usesPathStyle: Bool
     private let retry: RetryPolicy
 
     /// The parts of the endpoint URL.
@@ -47,7 +51,8 @@ public final class S3Store: ObjectStore {
     /// - Parameters:
     ///   - configuration: bucket, endpoint, credentials, retries.
     ///   - logger: receives one debug line per request and a warning per retry; never secrets.
-    /// - Throws: ``ObjectStoreError`` when the configuration is invalid or no credentials are found.
+    /// - Throws: ``ObjectStoreError`` when the configuration is invalid or no credential provider
+    ///   is configured (``CredentialChain``). Credentials are fetched on the first request.
     public init(configuration: S3Configuration, logger: Logger? = nil) throws {
         guard S3Configuration.isValidBucketName(configuration.bucket) else {
             throw ObjectStoreError(kind: .invalidArgument, operation: "Configure", bucket: configuration.bucket,
@@ -61,14 +66,55 @@ public final class S3Store: ObjectStore {
         }
         self.configuration = configuration
         self.capabilities = ObjectStoreCapabilities(conditionalWrites: configuration.conditionalWrites)
-        self.credentials = try CredentialChain.resolve(explicit: configuration.credentials, profile: configuration.profile)
+        let provider: any AWSCredentialProvider
+        do {
+            if configuration.credentials == nil, let given = configuration.credentialProvider {
+                provider = given
+            } else {
+                provider = try CredentialChain.provider(explicit: configuration.credentials, profile: configuration.profile,
+                                                        region: configuration.region, caBundle: configuration.caBundle)
+            }
+        } catch let error as CredentialError {
+            throw ObjectStoreError(kind: .accessDenied, operation: "ResolveCredentials", bucket: configuration.bucket,
+                                   message: "\(error)")
+        }
+        self.credentials = provider as? RefreshingCredentialProvider
+            ?? RefreshingCredentialProvider(provider: provider, refreshMargin: configuration.credentialRefreshMargin,
+                                            logger: logger)
         self.logger = logger
         self.client = CurlHTTPClient(caBundle: configuration.caBundle,
                                      maxIdleConnections: configuration.maxIdleConnections)
         self.signer = SigV4Signer(region: configuration.region)
-        self.endpoint = try Endpoint(configuration.endpoint ?? "https://s3.\(configuration.region).amazonaws.com")
+        let endpoint = try Endpoint(configuration.endpoint ?? "https://s3.\(configuration.region).amazonaws.com")
+        self.endpoint = endpoint
+        self.usesPathStyle = configuration.pathStyle || (configuration.bucket.contains(".") && endpoint.scheme == "https")
         self.retry = RetryPolicy(maxAttempts: configuration.maxAttempts, deadline: configuration.retryDeadline,
                                  baseDelay: configuration.retryBaseDelay, maxDelay: configuration.retryMaxDelay)
+    }
+
+    /// The credential provider in use, e.g. `environment` or
+    /// `profile prod (assume role arn:… via source_profile base)`; never a secret.
+    public var credentialSource: String { credentials.providerDescription }
+
+    /// The current credentials (fetched or refreshed if needed), as the next request would be
+    /// signed with.
+    /// - Throws: ``ObjectStoreError`` (`accessDenied`, or `transient` when the provider's
+    ///   service was unreachable) naming the provider.
+    public func currentCredentials() throws -> AWSCredentials {
+        try signingCredentials(operation: "ResolveCredentials", key: nil, uploadID: nil, attempt: 1)
+    }
+
+    private func signingCredentials(operation: String, key: String?, uploadID: String?, attempt: Int) throws(ObjectStoreError)
+        -> AWSCredentials
+    {
+        do {
+            return try credentials.credentials()
+        } catch {
+            throw ObjectStoreError(kind: error.isRetryable ? .transient : .accessDenied, operation: operation,
+                                   bucket: configuration.bucket, key: key, uploadID: uploadID,
+                                   s3Code: "credentials.\(error.code.rawValue)",
+                                   message: "\(error)", attempts: attempt)
+        }
     }
 
     /// Closes idle connections. Calls made afterwards open new ones.
@@ -83,7 +129,7 @@ public final class S3Store: ObjectStore {
         let encodedKey = key.map { SigV4Signer.uriEncode($0, encodeSlash: false) }
         let host: String
         let path: String
-        if configuration.pathStyle {
+        if usesPathStyle {
             host = endpoint.authority
             path = "/\(configuration.bucket)" + (encodedKey.map { "/" + $0 } ?? "")
         } else {
@@ -124,15 +170,19 @@ public final class S3Store: ObjectStore {
         var attempt = 0
         while true {
             attempt += 1
-            var headers = call.headers
-            headers += signer.sign(method: call.method, host: host, encodedPath: path, query: call.query,
-                                   headers: call.headers, payloadSHA256: payloadHash, credentials: credentials,
-                                   date: Date())
-            let request = HTTPRequest(method: call.method, url: url, headers: headers, body: call.body,
-                                      connectTimeout: configuration.connectTimeout,
-                                      timeout: configuration.requestTimeout, maxResponseBytes: call.maxResponseBytes)
             let failure: ObjectStoreError
             do {
+                // Asked on every attempt: temporary credentials may be refreshed between the
+                // parts of one upload, or between the attempts of one request.
+                let current = try signingCredentials(operation: call.operation, key: call.key, uploadID: call.uploadID,
+                                                     attempt: attempt)
+                var headers = call.headers
+                headers += signer.sign(method: call.method, host: host, encodedPath: path, query: call.query,
+                                       headers: call.headers, payloadSHA256: payloadHash, credentials: current,
+                                       date: Date())
+                let request = HTTPRequest(method: call.method, url: url, headers: headers, body: call.body,
+                                          connectTimeout: configuration.connectTimeout,
+                                          timeout: configuration.requestTimeout, maxResponseBytes: call.maxResponseBytes)
                 let response = try client.perform(request)
                 let requestID = response.headers["x-amz-request-id"]
                 logger?.debug("s3 request", metadata: [
@@ -154,11 +204,16 @@ public final class S3Store: ObjectStore {
                 } else {
                     failure = classify(response, call: call, attempt: attempt)
                 }
-            } catch {
+            } catch let error as ObjectStoreError {
+                failure = error
+            } catch let error as TransportError {
                 failure = ObjectStoreError(
                     kind: error.isRetryable ? .transient : .permanent, operation: call.operation,
                     bucket: configuration.bucket, key: call.key, uploadID: call.uploadID, s3Code: error.codeName,
                     message: error.message, attempts: attempt)
+            } catch {
+                failure = ObjectStoreError(kind: .permanent, operation: call.operation, bucket: configuration.bucket,
+                                           key: call.key, uploadID: call.uploadID, message: "\(error)", attempts: attempt)
             }
             guard failure.isRetryable, let delay = retry.delay(after: attempt, elapsed: Date().timeIntervalSince(start))
             else { throw failure }

@@ -9,7 +9,8 @@ import Foundation
 /// `content-type`, `range` and `if-*` header it carries.
 struct SigV4Signer: Sendable {
     let region: String
-    let service = "s3"
+    /// The service in the credential scope: `s3`, or `sts` for AssumeRole.
+    var service = "s3"
 
     /// Headers to add to the request (`x-amz-date`, `x-amz-content-sha256`,
     /// `x-amz-security-token`, `authorization`).

@@ -151,7 +151,7 @@ public final class Engine: @unchecked Sendable {
         manifest = try Manifest.open(path: config.staging.manifest)
         let location = try ObjectStoreLocation(parsing: config.sink.url)
         layout = try config.keyLayout(prefix: location.prefix)
-        store = try makeObjectStore(location: location, s3: Self.s3Configuration(config), logger: logger)
+        store = try Self.openStore(config: config, location: location, layout: layout, logger: logger)
         parser = LogRecordParser(format: config.input.format, maxLineBytes: config.input.maxLineBytes)
         parquetOptions = Self.parquetOptions(config)
         executor = BatchExecutor(manifest: manifest, store: store, layout: layout, offsets: offsets,

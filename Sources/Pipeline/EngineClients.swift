@@ -49,10 +49,15 @@ extension Engine {
         }
     }
 
-    /// The S3 settings of the configuration.
-    public static func s3Configuration(_ c: EngineConfig) -> S3Configuration {
+    /// The S3 settings of the configuration. The region is `[sink] region`, else `AWS_REGION`,
+    /// else `AWS_DEFAULT_REGION`, else the AWS profile's `region`, else `us-east-1`
+    /// (``AWSRegion/resolve(explicit:profile:environment:)``).
+    public static func s3Configuration(_ c: EngineConfig,
+                                       environment: [String: String] = ProcessInfo.processInfo.environment)
+        -> S3Configuration
+    {
         var s3 = S3Configuration(bucket: "")
-        s3.region = c.sink.region
+        s3.region = AWSRegion.resolve(explicit: c.sink.region, profile: nil, environment: environment).region
         s3.endpoint = c.sink.endpoint
         s3.pathStyle = c.sink.pathStyle ?? (c.sink.endpoint != nil)
         if let k = c.sink.accessKeyID, let s = c.sink.secretAccessKey {
@@ -70,10 +75,43 @@ extension Engine {
 }
 
 extension Engine {
-    /// `--check`: the manifest opened (lock, quick_check) in init; now the object store answers a
-    /// listing and Kafka answers a metadata request for every configured topic.
-    public func check() throws {
+    /// `--check`: the manifest opened (lock, quick_check) in init; now the credential chain
+    /// yields credentials (S3), the object store answers a listing, a multipart upload is
+    /// created under `<prefix>/_tidemark_check/` and aborted (proving PutObject and
+    /// AbortMultipartUpload on the prefix, and with `sse = "aws:kms"` the KMS key), S3 is probed
+    /// for `If-None-Match: *` (unless `conditional_writes = "off"`), and Kafka answers a
+    /// metadata request for every configured topic.
+    /// - Returns: what was proved, one line each (the credential provider, the region, the
+    ///   probe key); never a secret.
+    @discardableResult
+    public func check() throws -> [String] {
+        var report: [String] = []
+        if let s3 = store as? S3Store {
+            _ = try s3.currentCredentials()
+            report.append("credentials: \(s3.credentialSource)")
+            let region = AWSRegion.resolve(explicit: config.sink.region, profile: s3.configuration.profile)
+            report.append("region: \(s3.configuration.region) (from \(region.source))")
+        }
         _ = try store.listObjects(prefix: layout.prefix, startAfter: nil, continuationToken: nil, maxKeys: 1)
+        let probeName = "_tidemark_check/\(UUID().uuidString.lowercased())"
+        let probeKey = layout.prefix.isEmpty ? probeName : "\(layout.prefix)/\(probeName)"
+        let uploadID = try store.createMultipartUpload(key: probeKey, metadata: ["tidemark-check": "1"])
+        try store.abortMultipartUpload(key: probeKey, uploadID: uploadID)
+        let kms = config.sink.sse == "aws:kms" ? ", SSE-KMS key \(config.sink.sseKMSKeyID ?? "default")" : ""
+        report.append("object store: listed the prefix; created and aborted a multipart upload at \(probeKey) "
+            + "(PutObject, AbortMultipartUpload\(kms))")
+        if store is S3Store {
+            if config.sink.conditionalWrites == "off" {
+                report.append("conditional writes: not probed (conditional_writes = \"off\")")
+            } else {
+                let key = Self.conditionalWritesProbeKey(layout)
+                let honoured = try Self.probeConditionalWrites(store: store, key: key)
+                report.append(honoured
+                    ? "conditional writes: honoured (a second If-None-Match: * create of \(key) was refused)"
+                    : "conditional writes: IGNORED by the store; conditional_writes = \"\(config.sink.conditionalWrites)\": "
+                        + (config.sink.conditionalWrites == "auto" ? "HEAD before each commit" : "the engine will not start"))
+            }
+        }
         let kc = KafkaConsumerConfig(bootstrapServers: config.kafka.brokers, groupID: config.kafka.groupID,
                                      topics: config.kafka.topics, properties: config.kafka.properties)
         let probe = try KafkaConsumer(config: kc, rebalanceHandler: nil, logger: logger)
@@ -81,6 +119,8 @@ extension Engine {
         for topic in config.kafka.topics where !topic.hasPrefix("^") {
             _ = try probe.watermarks(TopicPartition(topic: topic, partition: 0), cached: false, timeout: .seconds(10))
         }
+        report.append("kafka: metadata for \(config.kafka.topics.joined(separator: ", "))")
         manifest.close()
+        return report
     }
 }

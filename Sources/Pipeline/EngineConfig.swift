@@ -71,14 +71,20 @@ public struct EngineConfig: Sendable, Equatable {
         public var url: String = ""
         /// `[sink] endpoint`: custom S3 endpoint (MinIO, Ceph, R2, moto), e.g. `http://127.0.0.1:9000`.
         public var endpoint: String?
-        /// `[sink] region`.
-        public var region: String = "us-east-1"
+        /// `[sink] region`: the S3 signing region. Nil when not set: then `AWS_REGION`, else
+        /// `AWS_DEFAULT_REGION`, else the AWS profile's `region`, else `us-east-1`
+        /// (``Engine/s3Configuration(_:environment:)``).
+        public var region: String?
         /// `[sink] path_style`: path-style addressing (default true when an endpoint is set).
         public var pathStyle: Bool?
         /// `[sink] sse`: `none`, `AES256` or `aws:kms`.
         public var sse: String = "none"
         /// `[sink] sse_kms_key_id`.
         public var sseKMSKeyID: String?
+        /// `[sink] conditional_writes`: `required` (default: at start, S3 must refuse a second
+        /// `If-None-Match: *` create with 412, else the engine does not start), `auto` (warn
+        /// and fall back to HEAD before each commit) or `off` (no probe; trust the store).
+        public var conditionalWrites: String = "required"
         /// `[sink] part_size`: multipart part size (>= 5 MiB).
         public var partSize: Int = 16 << 20
         /// `[sink] compression`: Parquet page compression, `zstd` (default), `snappy`, `gzip` or `none`.
@@ -174,6 +180,7 @@ public struct EngineConfig: Sendable, Equatable {
                   "on_data_loss": "fail|report"],
         "sink": ["url": "s3://bucket/prefix or file:///dir", "endpoint": "S3 endpoint URL", "region": "S3 region",
                  "path_style": "bool", "sse": "none|AES256|aws:kms", "sse_kms_key_id": "KMS key id",
+                 "conditional_writes": "required|auto|off",
                  "part_size": "size", "upload_concurrency": "int", "ca_bundle": "path", "request_timeout": "duration",
                  "compression": "zstd|snappy|gzip|none", "zstd_level": "int",
                  "parquet_profile": "modern|compatible",
@@ -243,6 +250,7 @@ public struct EngineConfig: Sendable, Equatable {
         c.sink.pathStyle = try r.bool("sink", "path_style")
         c.sink.sse = try r.string("sink", "sse") ?? c.sink.sse
         c.sink.sseKMSKeyID = try r.string("sink", "sse_kms_key_id")
+        c.sink.conditionalWrites = try r.string("sink", "conditional_writes") ?? c.sink.conditionalWrites
         c.sink.partSize = Int(try r.size("sink", "part_size") ?? Int64(c.sink.partSize))
         c.sink.uploadConcurrency = try r.int("sink", "upload_concurrency") ?? c.sink.uploadConcurrency
         c.sink.requestTimeout = try r.duration("sink", "request_timeout") ?? c.sink.requestTimeout
@@ -312,6 +320,8 @@ public struct EngineConfig: Sendable, Equatable {
                  "'\(sink.url)' must start with s3:// or file://")
         try need(["none", "AES256", "aws:kms"].contains(sink.sse), "sink.sse", "'\(sink.sse)' must be none, AES256 or aws:kms")
         try need(sink.sse != "aws:kms" || sink.sseKMSKeyID != nil, "sink.sse_kms_key_id", "is required when sse = \"aws:kms\"")
+        try need(["required", "auto", "off"].contains(sink.conditionalWrites), "sink.conditional_writes",
+                 "'\(sink.conditionalWrites)' must be required, auto or off")
         try need(sink.partSize >= 5 << 20 && sink.partSize <= 5 << 30, "sink.part_size", "must be between 5MiB and 5GiB")
         try need((1...64).contains(sink.uploadConcurrency), "sink.upload_concurrency", "must be 1...64")
         try need(sink.requestTimeout >= .seconds(1) && sink.requestTimeout <= .seconds(3600), "sink.request_timeout",

@@ -30,8 +30,19 @@ struct EngineCommand: ParsableCommand {
 
             Every config key can be overridden by TIDEMARK_<SECTION>_<KEY>, e.g. \
             TIDEMARK_KAFKA_BROKERS=127.0.0.1:9092 or TIDEMARK_SINK_URL=file:///tmp/lake. S3 \
-            credentials come from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN or \
-            the AWS profile (AWS_PROFILE). TIDEMARK_FAILPOINTS=name[@N] arms crash points for \
+            credentials come from the AWS chain, first match wins: [sink] access_key_id; \
+            AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN; web identity \
+            (AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN); the profile (AWS_PROFILE, else default) \
+            in AWS_CONFIG_FILE/AWS_SHARED_CREDENTIALS_FILE (keys, role_arn + source_profile or \
+            web_identity_token_file, credential_process); ECS container credentials \
+            (AWS_CONTAINER_CREDENTIALS_RELATIVE_URI/FULL_URI); EC2 IMDSv2 (off with \
+            AWS_EC2_METADATA_DISABLED=true). Temporary credentials are refreshed 5 minutes before \
+            they expire. [sink] region defaults to AWS_REGION, AWS_DEFAULT_REGION, the profile's \
+            region, then us-east-1. --check names the credential provider (never a secret). At \
+            start the engine probes that S3 honours If-None-Match: * ([sink] conditional_writes = \
+            "required" (default) refuses to start without it, "auto" warns and falls back to HEAD \
+            before each commit, "off" skips the probe). \
+            TIDEMARK_FAILPOINTS=name[@N] arms crash points for \
             testing (docs/protocol.md).
 
             Secrets: any string value (in the file or in a TIDEMARK_* override) may be or hold \
@@ -177,7 +188,7 @@ struct EngineCommand: ParsableCommand {
         }
         if check {
             do {
-                try engine.check()
+                for line in try engine.check() { print("etl-engine: \(line)") }
                 print("etl-engine: configuration OK; manifest, object store and Kafka reachable")
                 return
             } catch {

@@ -30,7 +30,7 @@ struct ObjectStoreBench {
         do {
             let location = try ObjectStoreLocation(parsing: locationText)
             var configuration = S3Configuration(bucket: "", endpoint: options["--endpoint"])
-            configuration.region = ProcessInfo.processInfo.environment["AWS_DEFAULT_REGION"] ?? "us-east-1"
+            configuration.region = AWSRegion.resolve(explicit: nil, profile: nil).region
             let store = try makeObjectStore(location: location, s3: configuration)
             if flags.contains("--create-bucket"), let s3 = store as? S3Store { try s3.createBucket() }
             let uploader = MultipartUploader(store: store, partSize: Int(partMiB) << 20, concurrency: inflight)

@@ -73,6 +73,20 @@ struct SigV4Tests {
         #expect(virtual.url == "https://my-bucket.s3.eu-west-1.amazonaws.com/x/y?uploads=")
         #expect(virtual.host == "my-bucket.s3.eu-west-1.amazonaws.com")
         #expect(virtual.path == "/x/y")
+        #expect(!aws.usesPathStyle)
+
+        // Dotted bucket names cannot be virtual-hosted over TLS (the wildcard certificate covers
+        // one label): AWS falls back to path style, a plain-http endpoint keeps what was asked.
+        let dotted = try S3Store(configuration: S3Configuration(bucket: "logs.example.com", region: "eu-west-1",
+                                                               credentials: motoCredentials))
+        #expect(dotted.usesPathStyle)
+        let fallback = dotted.address(key: "x/y", query: [])
+        #expect(fallback.url == "https://s3.eu-west-1.amazonaws.com/logs.example.com/x/y")
+        #expect(fallback.host == "s3.eu-west-1.amazonaws.com")
+        #expect(fallback.path == "/logs.example.com/x/y")
+        let plainHTTP = try S3Store(configuration: S3Configuration(bucket: "logs.example.com", endpoint: "http://minio.local:9000",
+                                                                  pathStyle: false, credentials: motoCredentials))
+        #expect(plainHTTP.address(key: "k", query: []).url == "http://logs.example.com.minio.local:9000/k")
     }
 }
 
