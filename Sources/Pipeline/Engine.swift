@@ -43,7 +43,8 @@ public final class Engine: @unchecked Sendable {
     let manifest: Manifest
     let store: any ObjectStore
     let layout: KeyLayout
-    let parser: LogRecordParser
+    /// The configured input format and field mapping; one schema for the whole process.
+    let parser: RecordParser
     let parquetOptions: ParquetWriterOptions
     /// One page scratch, ZSTD context and compression thread for every open batch: all writers
     /// live on the poll thread (created in `handle`, sealed or discarded there and in the
@@ -117,7 +118,11 @@ public final class Engine: @unchecked Sendable {
 
     /// Opens the manifest (taking its lock), the object store and the staging directory, and
     /// checks the configuration. Nothing is consumed until ``run(untilIdle:)``.
-    public init(config: EngineConfig, logger: Logger) throws {
+    ///
+    /// The configured output schema is compared with the manifest's current one (the schema
+    /// change rule, ``SchemaDescription/incompatibility(with:)``): an incompatible change is a
+    /// ``ConfigError`` (key `schema`) unless `acceptSchemaChange` (`--accept-schema-change`).
+    public init(config: EngineConfig, logger: Logger, acceptSchemaChange: Bool = false) throws {
         self.config = config
         self.logger = logger
         stagingDir = config.staging.dir
@@ -128,7 +133,8 @@ public final class Engine: @unchecked Sendable {
         let location = try ObjectStoreLocation(parsing: config.sink.url)
         layout = KeyLayout(prefix: location.prefix)
         store = try makeObjectStore(location: location, s3: Self.s3Configuration(config), logger: logger)
-        parser = LogRecordParser(format: config.input.format, maxLineBytes: config.input.maxLineBytes)
+        parser = try RecordParser(input: config.input, schema: config.schema)
+        try Self.checkSchemaChange(parser.layout.description, manifest: manifest, accept: acceptSchemaChange, logger: logger)
         var options = ParquetWriterOptions()
         options.rowGroupMaxBytes = min(32 << 20, config.batch.maxBytes)
         // Pages are compressed by `writerScratch`'s one thread, shared by every open batch: a
@@ -160,6 +166,29 @@ public final class Engine: @unchecked Sendable {
             onFatal: { e in events.post(.fatal(e)) })
     }
 
+
+    /// Enforces the schema change rule against the manifest's current schema, then records the
+    /// configured one as current.
+    static func checkSchemaChange(_ configured: SchemaDescription, manifest: Manifest, accept: Bool, logger: Logger) throws {
+        if let current = try manifest.currentSchema(), current.fingerprint != configured.fingerprint {
+            let previous = SchemaDescription(json: current.json)
+            if let problem = configured.incompatibility(with: previous) {
+                guard accept else {
+                    throw ConfigError(key: "schema", message: "the configured output schema is not compatible with the one this "
+                        + "manifest's objects were written with (\(current.fingerprint.prefix(12))): \(problem). Only optional fields "
+                        + "appended at the end may be added. To proceed, write to a new sink prefix (sink.url) with a new "
+                        + "staging.manifest, or start once with etl-engine --accept-schema-change (readers must then reconcile both "
+                        + "schemas; see docs/operations.md \"Schema changes\")")
+                }
+                logger.warning("incompatible schema change accepted (--accept-schema-change)", metadata: [
+                    "change": "\(problem)", "previous": "\(current.fingerprint)", "schema": "\(configured.fingerprint)"])
+            } else {
+                logger.notice("output schema extended (optional fields appended)", metadata: [
+                    "previous": "\(current.fingerprint)", "schema": "\(configured.fingerprint)"])
+            }
+        }
+        try manifest.recordSchema(fingerprint: configured.fingerprint, json: configured.json)
+    }
 
     /// Asks the engine to stop gracefully (safe from any thread, e.g. a signal handler thread).
     public func requestStop() { stopRequested.store(true, ordering: .relaxed) }
