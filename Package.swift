@@ -216,7 +216,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PipelineTests",
-            dependencies: ["Pipeline", "Manifest", "ObjectStore", "FileProducer", "TestSupport", "TidemarkLogging",
+            dependencies: ["Pipeline", "Manifest", "ObjectStore", "Parquet", "FileProducer", "TestSupport", "TidemarkLogging",
                            .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(

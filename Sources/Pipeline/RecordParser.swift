@@ -185,7 +185,7 @@ public struct RecordParser: Sendable {
         case "json": mode = .json(JSONPlan(paths: fieldList.map(\.path), collectUnmapped: schema.unmapped == "attributes"))
         case "regex":
             var plan = regexPlan!
-            plan.sourceNames = fieldList.map(\.source)
+            plan.sourceNames = fieldList.map { plan.internalName($0.source) }
             mode = .regex(plan)
         default: mode = .raw
         }
@@ -372,28 +372,49 @@ struct RegexPlan: Sendable {
     /// The group each field reads, in field order.
     var sourceNames: [String] = []
 
+    /// ICU (NSRegularExpression) allows only letters and digits in group names; nginx's
+    /// variables have underscores. Groups are renamed `tmg0`, `tmg1`, ... in the compiled pattern.
     init(pattern: String) throws {
-        compiled = try CompiledRegex(pattern)
-        groupNames = Self.namedGroups(pattern)
+        let (rewritten, names) = Self.namedGroups(pattern)
+        compiled = try CompiledRegex(rewritten)
+        groupNames = names
     }
 
-    /// The names of `(?<name>...)` groups, in pattern order (escaped parentheses skipped).
-    static func namedGroups(_ pattern: String) -> [String] {
+    /// The group name the compiled pattern uses for configured group `name`.
+    func internalName(_ name: String) -> String { "tmg\(groupNames.firstIndex(of: name) ?? 0)" }
+
+    /// The names of `(?<name>...)` groups, in pattern order (escaped characters and character
+    /// classes skipped), and the pattern with them renamed `tmg<index>`.
+    static func namedGroups(_ pattern: String) -> (pattern: String, names: [String]) {
         let b = Array(pattern.utf8)
+        var out: [UInt8] = []
         var names: [String] = []
         var i = 0
+        var inClass = false
         while i < b.count {
-            if b[i] == UInt8(ascii: "\\") { i += 2; continue }
-            if b[i] == UInt8(ascii: "("), i + 3 < b.count, b[i + 1] == UInt8(ascii: "?"), b[i + 2] == UInt8(ascii: "<"),
-               b[i + 3] != UInt8(ascii: "="), b[i + 3] != UInt8(ascii: "!") {
+            if b[i] == UInt8(ascii: "\\") {
+                out.append(b[i])
+                if i + 1 < b.count { out.append(b[i + 1]) }
+                i += 2
+                continue
+            }
+            if inClass {
+                if b[i] == UInt8(ascii: "]") { inClass = false }
+            } else if b[i] == UInt8(ascii: "[") {
+                inClass = true
+            } else if b[i] == UInt8(ascii: "("), i + 3 < b.count, b[i + 1] == UInt8(ascii: "?"), b[i + 2] == UInt8(ascii: "<"),
+                      b[i + 3] != UInt8(ascii: "="), b[i + 3] != UInt8(ascii: "!") {
                 var j = i + 3
                 while j < b.count, b[j] != UInt8(ascii: ">") { j += 1 }
                 names.append(String(decoding: b[(i + 3)..<j], as: UTF8.self))
+                out += Array("(?<tmg\(names.count - 1)".utf8)
                 i = j
+                continue
             }
+            out.append(b[i])
             i += 1
         }
-        return names
+        return (String(decoding: out, as: UTF8.self), names)
     }
 
     /// Matches `line` (valid UTF-8) and converts each field's group. A group that did not take
