@@ -311,16 +311,7 @@ public struct RecordParser: Sendable {
         var out: [UInt8] = []
         func key(_ k: String) { JSONText.appendString(k, to: &out); out.append(UInt8(ascii: ":")) }
         func raw(_ s: String) { out += Array(s.utf8) }
-        func typeName(_ t: ParquetColumnType) -> String {
-            switch t {
-            case .boolean: return "bool"
-            case .int32: return "int32"
-            case .int64: return "int64"
-            case .double: return "double"
-            case .string: return "string"
-            case .timestampMicrosUTC: return "timestamp"
-            }
-        }
+        let typeName = Auditor.typeName
         raw("{")
         key("columns"); raw("[")
         for (i, c) in columns.enumerated() {

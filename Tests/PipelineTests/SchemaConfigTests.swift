@@ -181,3 +181,41 @@ extension RecordParserTests {
         ((try? parser(format, fields))?.layout.schema.columns.map(\.name)) ?? []
     }
 }
+
+/// `etl-audit --deep`'s schema check on real footers.
+@Suite("audit: recorded schema")
+struct AuditSchemaTests {
+    /// The footer of an empty Parquet file with `columns`' schema and `kv` metadata.
+    static func footer(_ layout: OutputLayout, kv: [(key: String, value: String)]) throws -> ParquetFileMetadata {
+        let out = ParquetMemoryOutput()
+        let writer = try ParquetWriter(output: out, schema: layout.schema)
+        _ = try writer.close(keyValueMetadata: kv)
+        return try ParquetFooter.decode(tail: out.bytes)
+    }
+
+    static func kv(_ d: SchemaDescription) -> [(key: String, value: String)] {
+        [(BatchMetadataKey.schema, d.json), (BatchMetadataKey.schemaFingerprint, d.fingerprint)]
+    }
+
+    @Test("an object whose footer columns match its recorded schema passes; mismatches, bad fingerprints and unknown schemas are reported")
+    func schemaCheck() throws {
+        let mapped = try RecordParserTests.parser(.json, RecordParserTests.appFields)
+        let d = mapped.layout.description
+        let record = SchemaRecord(fingerprint: d.fingerprint, json: d.json, firstSeen: Date(), lastUsed: Date())
+        #expect(Auditor.schemaProblem(try Self.footer(mapped.layout, kv: Self.kv(d)), recorded: [record]) == nil)
+        #expect(Auditor.schemaProblem(try Self.footer(mapped.layout, kv: Self.kv(d)), recorded: nil) == nil)
+        // Seed objects with and without a recorded schema.
+        #expect(Auditor.schemaProblem(try Self.footer(OutputLayout.seed, kv: Self.kv(OutputLayout.seed.description)), recorded: nil) == nil)
+        #expect(Auditor.schemaProblem(try Self.footer(OutputLayout.seed, kv: []), recorded: [record]) == nil, "objects from before schemas were recorded")
+        // Columns that are not the recorded schema's.
+        let other = try RecordParserTests.parser(.json, Array(RecordParserTests.appFields.dropLast()))
+        let wrongColumns = Auditor.schemaProblem(try Self.footer(other.layout, kv: Self.kv(d)), recorded: nil)
+        #expect(wrongColumns?.contains("do not match") == true, "\(wrongColumns ?? "nil")")
+        #expect(Auditor.schemaProblem(try Self.footer(mapped.layout, kv: []), recorded: nil)?.contains("not the seed columns") == true)
+        let badFingerprint = [(BatchMetadataKey.schema, d.json), (BatchMetadataKey.schemaFingerprint, String(repeating: "0", count: 64))]
+        #expect(Auditor.schemaProblem(try Self.footer(mapped.layout, kv: badFingerprint), recorded: nil)?.contains("SHA-256") == true)
+        let otherRecord = SchemaRecord(fingerprint: other.layout.description.fingerprint, json: other.layout.description.json,
+                                       firstSeen: Date(), lastUsed: Date())
+        #expect(Auditor.schemaProblem(try Self.footer(mapped.layout, kv: Self.kv(d)), recorded: [otherRecord])?.contains("not recorded") == true)
+    }
+}
