@@ -24,6 +24,7 @@ let package = Package(
         .executable(name: "etl-audit", targets: ["etl-audit"]),
         .executable(name: "etl-recover", targets: ["etl-recover"]),
         .executable(name: "parquet-bench", targets: ["parquet-bench"]),
+        .executable(name: "parse-bench", targets: ["parse-bench"]),
         .library(name: "Parquet", targets: ["Parquet"]),
         .library(name: "ObjectStore", targets: ["ObjectStore"]),
         .executable(name: "objectstore-bench", targets: ["objectstore-bench"]),
@@ -174,6 +175,10 @@ let package = Package(
         .executableTarget(
             name: "parquet-bench",
             dependencies: ["Parquet"]
+        ),
+        .executableTarget(
+            name: "parse-bench",
+            dependencies: ["Pipeline"]
         ),
 
         .executableTarget(
