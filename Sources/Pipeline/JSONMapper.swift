@@ -1,65 +1,6 @@
-/// A value of one configured field in a parsed record. String values that lie in the input as
-/// they are (no escapes) are byte ranges of it: no copy, no allocation.
-public enum FieldValue: Sendable, Equatable {
-    /// Missing (a missing optional field without a default, or JSON `null`).
-    case null
-    case int64(Int64)
-    case double(Double)
-    case bool(Bool)
-    /// Microseconds since the epoch, UTC.
-    case timestamp(Int64)
-    /// A string: these bytes of the input (valid UTF-8).
-    case slice(Range<Int>)
-    /// A string that does not lie in the input as-is (decoded escapes, regex groups, defaults).
-    case text(String)
-
-    /// The string this value holds, resolving a ``slice(_:)`` against `input`; nil for other cases.
-    public func string(in input: UnsafeRawBufferPointer) -> String? {
-        switch self {
-        case .slice(let r): return String(decoding: UnsafeRawBufferPointer(rebasing: input[r]), as: UTF8.self)
-        case .text(let s): return s
-        default: return nil
-        }
-    }
-}
-
-/// One configured field as the mappers use it.
-struct FieldPlan: Sendable {
-    var name: String
-    var type: FieldType
-    var timestampFormat: TimestampFormat
-    var required: Bool
-    /// The value of a missing field (``FieldValue/null`` when it has no default).
-    var defaultValue: FieldValue
-
-    func mismatch(_ found: String) -> RejectReason {
-        RejectReason("field '\(name)': expected \(type.rawValue)\(type == .timestamp ? " (\(timestampFormat.configValue))" : ""), found \(found)")
-    }
-
-    /// Converts text (a JSON string's content, a regex group, a default) to the field's type.
-    /// `range` is the text's place in the input when it lies there as-is, so a string field
-    /// keeps it as a slice.
-    func convert(text: UnsafeRawBufferPointer, range: Range<Int>?, what: String = "string") -> Result<FieldValue, RejectReason> {
-        switch type {
-        case .string:
-            if let range { return .success(.slice(range)) }
-            return .success(.text(String(decoding: text, as: UTF8.self)))
-        case .int64:
-            guard let n = NumberText.parse(text), let v = NumberText.int64(n) else { return .failure(mismatch("\(what) that is not an integer")) }
-            return .success(.int64(v))
-        case .double:
-            guard let n = NumberText.parse(text) else { return .failure(mismatch("\(what) that is not a number")) }
-            return .success(.double(NumberText.double(n)))
-        case .bool:
-            if text.elementsEqual("true".utf8) { return .success(.bool(true)) }
-            if text.elementsEqual("false".utf8) { return .success(.bool(false)) }
-            return .failure(mismatch("\(what) that is not true or false"))
-        case .timestamp:
-            guard let micros = timestampFormat.parse(text: text) else { return .failure(mismatch("\(what) not in that format")) }
-            return .success(.timestamp(micros))
-        }
-    }
-}
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The configured JSON paths as a trie: one node per key prefix; a node may end a field's path.
 struct JSONPlan: Sendable {
@@ -99,8 +40,19 @@ struct JSONMapper {
     let plan: JSONPlan
     let fields: [FieldPlan]
     var values: [FieldValue]
-    /// `{` + members while collecting; empty when not collecting.
+    /// `{` + the members copied so far; empty (no allocation) until the first unmapped member.
     var attributes: [UInt8] = []
+
+    /// Starts a member in `attributes`: the object's `{` for the first one, else a `,` after
+    /// the `written` members before it at this level.
+    @inline(__always) mutating func beginMember(_ written: Int) {
+        if attributes.isEmpty {
+            attributes.reserveCapacity(n + 2)
+            attributes.append(UInt8(ascii: "{"))
+        } else if written > 0 {
+            attributes.append(UInt8(ascii: ","))
+        }
+    }
 
     init(_ p: UnsafeRawBufferPointer, plan: JSONPlan, fields: [FieldPlan]) {
         self.p = p
@@ -135,9 +87,8 @@ struct JSONMapper {
     mutating func run() throws(RejectReason) {
         skipWhitespace()
         guard i < n, p[i] == UInt8(ascii: "{") else { throw RejectReason("JSON value is not an object") }
-        if plan.collectUnmapped { attributes.reserveCapacity(256); attributes.append(UInt8(ascii: "{")) }
         let written = try object(node: 0, depth: 1, collect: plan.collectUnmapped)
-        if written > 0 { attributes.append(UInt8(ascii: "}")) } else { attributes.removeAll() }
+        if written > 0 { attributes.append(UInt8(ascii: "}")) }
         skipWhitespace()
         guard i == n else { throw Self.fail("trailing characters", at: i) }
     }
@@ -176,9 +127,10 @@ struct JSONMapper {
                 // On the way to mapped paths: descend; the rest of the object stays in attributes.
                 let mark = attributes.count
                 if collect {
-                    if written > 0 { attributes.append(UInt8(ascii: ",")) }
+                    beginMember(written)
                     attributes.append(contentsOf: UnsafeRawBufferPointer(rebasing: p[keyStart..<keyEnd]))
-                    attributes.append(contentsOf: [UInt8(ascii: ":"), UInt8(ascii: "{")])
+                    attributes.append(UInt8(ascii: ":"))
+                    attributes.append(UInt8(ascii: "{"))
                 }
                 let inner = try object(node: child, depth: depth + 1, collect: collect)
                 if collect {
@@ -187,7 +139,7 @@ struct JSONMapper {
             } else {
                 _ = try value(depth: depth + 1)
                 if collect {
-                    if written > 0 { attributes.append(UInt8(ascii: ",")) }
+                    beginMember(written)
                     attributes.append(contentsOf: UnsafeRawBufferPointer(rebasing: p[keyStart..<keyEnd]))
                     attributes.append(UInt8(ascii: ":"))
                     attributes.append(contentsOf: UnsafeRawBufferPointer(rebasing: p[valueStart..<i]))
@@ -426,7 +378,3 @@ struct JSONMapper {
         }
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#endif

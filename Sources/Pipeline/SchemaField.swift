@@ -82,7 +82,7 @@ public enum TimestampFormat: Sendable, Equatable {
             let (m, o) = v.multipliedReportingOverflow(by: Int64(scale))
             return o ? nil : m
         case .double(let d):
-            let m = (d * scale).rounded(.towardZero)
+            let m = (d * scale).rounded()
             guard m.isFinite, m > -9.2e18, m < 9.2e18 else { return nil }
             return Int64(m)
         }
