@@ -137,6 +137,7 @@ public struct SchemaRecord: Sendable, Equatable {
     /// When an engine last started with it (the latest is the current schema).
     public var lastUsed: Date
 
+    /// A record with these facts.
     public init(fingerprint: String, json: String, firstSeen: Date, lastUsed: Date) {
         self.fingerprint = fingerprint
         self.json = json

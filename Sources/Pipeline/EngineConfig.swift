@@ -129,6 +129,7 @@ public struct EngineConfig: Sendable, Equatable {
         /// `[input] pattern`: the regular expression of `format = "regex"` (named groups `(?<name>...)`).
         public var pattern: String?
 
+        /// The defaults (`format = "seed"`).
         public init() {}
     }
 

@@ -132,6 +132,7 @@ public struct StrftimePattern: Sendable, Equatable {
         self.tokens = tokens
     }
 
+    /// Patterns are equal when their text is.
     public static func == (a: StrftimePattern, b: StrftimePattern) -> Bool { a.text == b.text }
 
     static let monthNames: [UInt32] = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]

@@ -3,8 +3,11 @@
 public enum FieldValue: Sendable, Equatable {
     /// Missing (a missing optional field without a default, or JSON `null`).
     case null
+    /// An `int64` field's value.
     case int64(Int64)
+    /// A `double` field's value.
     case double(Double)
+    /// A `bool` field's value.
     case bool(Bool)
     /// Microseconds since the epoch, UTC.
     case timestamp(Int64)

@@ -60,6 +60,7 @@ public struct SchemaOptions: Sendable, Equatable {
     /// `[schema] event_time_field`: the timestamp field that is the record's event time.
     public var eventTimeField: String?
 
+    /// The defaults: no fields, unmapped into attributes, no key or headers.
     public init() {}
 }
 
