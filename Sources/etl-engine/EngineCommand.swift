@@ -71,8 +71,9 @@ struct EngineCommand: ParsableCommand {
               max_bytes = "128MiB"
               max_age = "60s"
 
-            Input formats ([input] format): "seed" (default; the generator's text line or seed \
-            JSON, as "auto" and "text" always were), "json" (with [[schema.fields]]: a mapping of \
+            Input formats ([input] format): "seed" (default, the same as "auto": the generator's \
+            text line, or the seed JSON when the line starts with "{"; "text" is the text line \
+            only), "json" (with [[schema.fields]]: a mapping of \
             JSON paths such as "@timestamp" or "http.status" to typed columns; without: the seed \
             JSON), "regex" ([input] pattern with named groups, e.g. nginx access logs) and "raw" \
             (the whole value as one string column). Records that do not map go to the dead-letter \
