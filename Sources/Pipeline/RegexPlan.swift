@@ -27,7 +27,7 @@ struct RegexPlan: Sendable {
     func internalName(_ name: String) -> String { "tmg\(groupNames.firstIndex(of: name) ?? 0)" }
 
     /// The names of `(?<name>...)` groups, in pattern order (escaped characters and character
-    /// classes skipped), and the pattern with them renamed `tmg<index>`.
+    /// classes skipped), and the pattern with them (and back references `\k<name>`) renamed `tmg<index>`.
     static func namedGroups(_ pattern: String) -> (pattern: String, names: [String]) {
         let b = Array(pattern.utf8)
         var out: [UInt8] = []
@@ -35,6 +35,14 @@ struct RegexPlan: Sendable {
         var i = 0
         var inClass = false
         while i < b.count {
+            if b[i] == UInt8(ascii: "\\"), i + 2 < b.count, b[i + 1] == UInt8(ascii: "k"), b[i + 2] == UInt8(ascii: "<"),
+               let close = b[(i + 3)...].firstIndex(of: UInt8(ascii: ">")),
+               let index = names.firstIndex(of: String(decoding: b[(i + 3)..<close], as: UTF8.self)) {
+                // A back reference \k<name> to a renamed group.
+                out += Array("\\k<tmg\(index)>".utf8)
+                i = close + 1
+                continue
+            }
             if b[i] == UInt8(ascii: "\\") {
                 out.append(b[i])
                 if i + 1 < b.count { out.append(b[i + 1]) }

@@ -191,6 +191,13 @@ struct RecordParserTests {
         #expect(try Self.values(all, line).get().values["user_agent"] == .s("Mozilla/4.08 [en] (Win98; I ;Nav)"))
     }
 
+    @Test("regex group names may hold underscores and be referred back to with \\k<name>")
+    func regexGroupNames() throws {
+        let p = try Self.parser(.regex, [], pattern: #"^(?<quote_char>['"])(?<inner_text>[^'"]*)\k<quote_char>$"#)
+        #expect(try Self.values(p, "'it'").get().values == ["quote_char": .s("'"), "inner_text": .s("it")])
+        guard case .failure = Self.values(p, "'it\"") else { Issue.record("a mismatched back reference matched"); return }
+    }
+
     @Test("strftime patterns: %e %j %f %T %b in any case, %% and literals; out-of-range dates are rejected", arguments: [
         ("%Y-%m-%d %T", "2024-02-29 23:59:60", "2024-03-01T00:00:00Z"),
         ("%e %b %Y %H:%M:%S.%f", " 5 MAR 2026 01:02:03.5", "2026-03-05T01:02:03.5Z"),
