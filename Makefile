@@ -7,7 +7,7 @@ PREFIX  ?= /usr/local
 TEST_STACK_DIR ?= $(CURDIR)/.stack-test
 EXECUTABLES := etl-engine etl-recover etl-audit etl-loggen etl-produce etl-devbroker
 
-.PHONY: all deps build test chaos demo bench bench-parquet bench-kafka bench-objectstore bench-e2e bench-recovery bench-audit-deep bench-audit-fleet bench-layout clean install stack-up stack-down
+.PHONY: all deps build test chaos demo bench bench-parse bench-parquet bench-kafka bench-objectstore bench-e2e bench-recovery bench-audit-deep bench-audit-fleet bench-layout clean install stack-up stack-down
 
 all: build
 
@@ -44,7 +44,13 @@ demo: deps
 	@tools/demo
 
 # Benchmarks (not tests): results and the commands behind them are in docs/benchmarks.md.
-bench: bench-parquet bench-kafka bench-objectstore bench-e2e bench-recovery bench-audit-deep bench-audit-fleet bench-layout
+bench: bench-parse bench-parquet bench-kafka bench-objectstore bench-e2e bench-recovery bench-audit-deep bench-audit-fleet bench-layout
+
+# Records per second of one core for each input format's parser (seed text, seed JSON, configured
+# JSON mapping, regex/nginx, raw); release build. Results in docs/benchmarks.md ("Parsing").
+bench-parse: deps
+	swift build -c release --product parse-bench
+	$$(swift build -c release --show-bin-path)/parse-bench --records 2000000 --runs 5
 
 bench-parquet: deps
 	python3 bench/parquet_bench.py --runs 5

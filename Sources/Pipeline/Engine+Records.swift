@@ -105,7 +105,7 @@ extension Engine {
                                                     attributes: [.posixPermissions: 0o700])
             st.open = try StagedBatchWriter(directory: dir, topic: tp.topic, partition: tp.partition,
                                             startOffset: start, startTimestampMillis: ts, options: rowGroupOptions(),
-                                            shared: writerScratch)
+                                            shared: writerScratch, layout: parser.layout)
             st.openTimes = times
             st.openBucket = bucket
         }
