@@ -361,7 +361,10 @@ public struct EngineConfig: Sendable, Equatable {
         try need((1...16).contains(batch.maxInFlight), "batch.max_in_flight", "must be 1...16")
         try need(batch.memoryBudget >= 8 << 20, "batch.memory_budget", "must be >= 8MiB")
         try need(input.maxLineBytes >= 64, "input.max_line_bytes", "must be >= 64")
-        _ = try RecordParser(input: input, schema: schema)
+        let parser = try RecordParser(input: input, schema: schema)
+        try need(try keyLayout(prefix: "").template?.usesEventTime != true || parser.hasEventTime, "sink.path",
+                 "'\(sink.path ?? "")' uses {event_…} but records of format \(input.format.rawValue) have no event time: "
+                 + "set [schema] event_time_field to a timestamp field, or use {kafka_…}")
         try need((0...65535).contains(engine.metricsPort), "engine.metrics_port", "must be 0...65535")
         try need(["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(engine.logLevel),
                  "engine.log_level", "'\(engine.logLevel)' is not a log level")

@@ -57,6 +57,9 @@ public struct RecordParser: Sendable {
     let seedParser: LogRecordParser
     let fields: [FieldPlan]
     let eventTimeIndex: Int?
+    /// Whether records carry an event time: the seed formats (`event_time`), or a configured
+    /// `[schema] event_time_field`. A `[sink] path` with `{event_…}` needs one.
+    public let hasEventTime: Bool
     /// The columns this parser's records are written as.
     public let layout: OutputLayout
 
@@ -160,6 +163,7 @@ public struct RecordParser: Sendable {
             }
         }
         eventTimeIndex = eventTime
+        hasEventTime = formatName == "seed" || eventTime != nil
         switch formatName {
         case "seed": mode = .seed
         case "json": mode = .json(JSONPlan(paths: fieldList.map(\.path), collectUnmapped: schema.unmapped == "attributes"))
