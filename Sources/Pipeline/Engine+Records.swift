@@ -115,13 +115,12 @@ extension Engine {
         if stats.records == 0 { stats.firstRecordAt = .now }
         stats.records += 1
         stats.bytes += message.valueCount
-        metrics.recordsIn.add(1, ordering: .relaxed)
-        metrics.bytesIn.add(message.valueCount, ordering: .relaxed)
         if batch.rejectedCount > before {
             stats.rejected += 1
-            metrics.recordsRejected.add(1, ordering: .relaxed)
         }
         st.lastOffset = offset
+        st.lastKafkaMillis = ts
+        if let e = times.eventMicros { st.lastEventMicros = e }
         let fenceNext = st.knownRanges.first.map { $0.lowerBound == offset + 1 } ?? false
         if batch.recordCount >= config.batch.maxRecords || batch.inputBytes >= config.batch.maxBytes || fenceNext {
             try seal(tp, st, reason: fenceNext ? "fence" : "size")
@@ -149,7 +148,7 @@ extension Engine {
     /// committed) and the engine exits with ``EngineExit/dataLoss``; returns whether to go on.
     func dataLoss(_ tp: TopicPartition, _ lost: ClosedRange<Int64>, logStart: Int64) -> Bool {
         let count = lost.upperBound - lost.lowerBound + 1
-        metrics.dataLossRecords.add(Int(count), ordering: .relaxed)
+        metrics.dataLoss(records: count)
         let fail = config.kafka.onDataLoss == "fail"
         let detail = "deleted by retention before delivery (log start \(logStart)); on_data_loss = \(config.kafka.onDataLoss)"
         do {
@@ -167,6 +166,7 @@ extension Engine {
         }
         partitions[tp]?.halted = true
         fatalExit = EngineExit.dataLoss
+        metrics.health.setFatal("records of \(tp) deleted by retention before delivery (on_data_loss = fail)")
         requestStop()
         return false
     }
