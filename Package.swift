@@ -262,7 +262,8 @@ let package = Package(
         ),
         .testTarget(
             name: "EngineHTTPTests",
-            dependencies: ["EngineHTTP", "Pipeline", "TestSupport"]
+            dependencies: ["EngineHTTP", "Pipeline", "KafkaSource", "ObjectStore", "TestSupport",
+                           .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(
             name: "IntegrationTests",

@@ -142,7 +142,9 @@ public final class EngineHTTPServer: Sendable {
 
     /// Shuts the service group down gracefully and, once it has ended, the event loop group. A
     /// server that does not end within 10 s keeps its group (leaked, not shut under it: NIO
-    /// traps on that).
+    /// traps on that). Serving never needs Swift's global executor, but shutting down does
+    /// (timers: Hummingbird's date cache, the grace period): in a process whose global pool
+    /// threads are all blocked, stop() takes until one is free or the 10 s.
     private static func shutDown(_ group: MultiThreadedEventLoopGroup, services: ServiceGroup, executor: EventLoopTaskExecutor,
                                  finished: DispatchSemaphore) {
         Task.detached(executorPreference: executor) { await services.triggerGracefulShutdown() }
