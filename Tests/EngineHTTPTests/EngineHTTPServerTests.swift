@@ -247,6 +247,26 @@ struct EngineHTTPServerTests {
         #expect(fb["tidemark_records_in"]?.value("tidemark_records_in_total") == 0)
     }
 
+    @Test("docs/operations.md names every metric family on the page, and every metric it names exists")
+    func docsListEveryMetric() throws {
+        try withTemporaryDirectory { dir in
+            let metrics = EngineMetrics()
+            _ = try Self.exercise(metrics, directory: dir)
+            let families = try parseExposition(metrics.exposition())
+            #expect(families.count >= 19)
+            var known = Set(families.keys)
+            for (name, f) in families {
+                known.formUnion(f.samples.map(\.name))
+                if f.type == "counter" { known.insert(name + "_total") }
+            }
+            let docs = try String(contentsOf: LocalStack.packageRoot.appendingPathComponent("docs/operations.md"), encoding: .utf8)
+            let named = Set(docs.matches(of: /\btidemark_[a-z0-9_]+/).map { String($0.output) })
+            #expect(named.subtracting(known).isEmpty, "named in docs but not on /metrics: \(named.subtracting(known).sorted())")
+            let undocumented = families.map { name, f in f.type == "counter" ? name + "_total" : name }.filter { !named.contains($0) }
+            #expect(undocumented.isEmpty, "on /metrics but not in docs/operations.md: \(undocumented.sorted())")
+        }
+    }
+
     @Test("deploy/: alerts.yml and the Grafana dashboard parse, and every metric they use is on a real /metrics page")
     func deployFilesUseRealMetrics() throws {
         try withTemporaryDirectory { dir in
