@@ -336,6 +336,7 @@ public final class Engine: @unchecked Sendable {
             try sealAll(reason: "shutdown")
         }
         while scheduler.pendingTotal > 0 && fatalExit != EngineExit.storeRefused {
+            metrics.health.beat()  // draining is progress: /healthz stays 200
             offsets.serve(wait: .milliseconds(50))
             drainEvents()
         }
