@@ -137,7 +137,8 @@ extension Engine {
     /// HEAD under the engine's one retry loop: the probe decides whether data is written twice,
     /// so it never guesses; a permanent refusal stops the engine (``PermanentStoreError``).
     func probe(_ key: String) throws -> ObjectInfo? {
-        try executor.withRetry("probe \(key)", logger: logger, alsoStop: { stopRequested.load(ordering: .relaxed) }) {
+        // Waiting out store retries is not a hung poll loop: each attempt beats /healthz.
+        try executor.withRetry("probe \(key)", logger: logger, alsoStop: { metrics.health.beat(); return stopRequested.load(ordering: .relaxed) }) {
             try store.headObject(key: key)
         }
     }
