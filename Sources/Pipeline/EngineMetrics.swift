@@ -68,6 +68,8 @@ public final class EngineMetrics: BatchExecutorObserver {
     static let durationBuckets: [Duration] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300]
         .map { Duration.milliseconds(Int64($0 * 1000)) }
 
+    /// A fresh registry with every engine metric registered (counters at 0, `build_info` 1);
+    /// `health` is what `/healthz` and `/ready` (and `tidemark_ready`) report.
     public init(health: EngineHealth = EngineHealth()) {
         let registry = PrometheusCollectorRegistry()
         self.registry = registry

@@ -36,52 +36,64 @@ public struct InstrumentedObjectStore: ObjectStore {
         }
     }
 
+    /// The wrapped store's capabilities.
     public var capabilities: ObjectStoreCapabilities { base.capabilities }
 
+    /// ``base``'s `createMultipartUpload`, counted and its outcome reported.
     public func createMultipartUpload(key: String, metadata: [String: String]) throws -> String {
         try observe("create_multipart_upload") { try base.createMultipartUpload(key: key, metadata: metadata) }
     }
 
+    /// ``base``'s `uploadPart`, counted and its outcome reported.
     public func uploadPart(key: String, uploadID: String, partNumber: Int, data: ObjectBody) throws -> UploadedPart {
         try observe("upload_part") { try base.uploadPart(key: key, uploadID: uploadID, partNumber: partNumber, data: data) }
     }
 
+    /// ``base``'s `completeMultipartUpload`, counted and its outcome reported.
     public func completeMultipartUpload(key: String, uploadID: String, parts: [UploadedPart], ifNoneMatch: Bool) throws -> String {
         try observe("complete_multipart_upload") {
             try base.completeMultipartUpload(key: key, uploadID: uploadID, parts: parts, ifNoneMatch: ifNoneMatch)
         }
     }
 
+    /// ``base``'s `abortMultipartUpload`, counted and its outcome reported.
     public func abortMultipartUpload(key: String, uploadID: String) throws {
         try observe("abort_multipart_upload") { try base.abortMultipartUpload(key: key, uploadID: uploadID) }
     }
 
+    /// ``base``'s `listMultipartUploads`, counted and its outcome reported.
     public func listMultipartUploads(prefix: String) throws -> [MultipartUploadInfo] {
         try observe("list_multipart_uploads") { try base.listMultipartUploads(prefix: prefix) }
     }
 
+    /// ``base``'s `listParts`, counted and its outcome reported.
     public func listParts(key: String, uploadID: String) throws -> [UploadedPart] {
         try observe("list_parts") { try base.listParts(key: key, uploadID: uploadID) }
     }
 
+    /// ``base``'s `putObject`, counted and its outcome reported.
     public func putObject(key: String, data: ObjectBody, metadata: [String: String], ifNoneMatch: Bool) throws -> String {
         try observe("put_object") { try base.putObject(key: key, data: data, metadata: metadata, ifNoneMatch: ifNoneMatch) }
     }
 
+    /// ``base``'s `headObject`, counted and its outcome reported.
     public func headObject(key: String) throws -> ObjectInfo? {
         try observe("head_object") { try base.headObject(key: key) }
     }
 
+    /// ``base``'s `getObject`, counted and its outcome reported.
     public func getObject(key: String, range: ClosedRange<Int64>?) throws -> [UInt8] {
         try observe("get_object") { try base.getObject(key: key, range: range) }
     }
 
+    /// ``base``'s `listObjects`, counted and its outcome reported.
     public func listObjects(prefix: String, startAfter: String?, continuationToken: String?, maxKeys: Int) throws -> ObjectPage {
         try observe("list_objects") {
             try base.listObjects(prefix: prefix, startAfter: startAfter, continuationToken: continuationToken, maxKeys: maxKeys)
         }
     }
 
+    /// ``base``'s `deleteObject`, counted and its outcome reported.
     public func deleteObject(key: String) throws {
         try observe("delete_object") { try base.deleteObject(key: key) }
     }
