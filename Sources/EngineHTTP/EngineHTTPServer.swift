@@ -82,8 +82,9 @@ public final class EngineHTTPServer: Sendable {
         func get() -> Result<Int, StartError>? { value.withLock { $0 } }
     }
 
-    /// Binds `host:port` and serves until ``stop()``. Blocks the calling thread (never call it
-    /// from Swift's cooperative pool) until the port is bound or binding failed.
+    /// Binds `host:port` and serves until ``stop()``. Blocks the calling thread until the port
+    /// is bound or binding failed (start-up runs on the server's own event loop, so this works
+    /// from any thread).
     public static func start(host: String, port: Int, metrics: EngineMetrics, logger: Logger,
                              startTimeout: Duration = .seconds(10)) throws -> EngineHTTPServer {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
