@@ -11,6 +11,7 @@
 //   Pipeline                     the engine: transform, batching, commit protocol (docs/protocol.md)
 //   FileProducer                 log generator, file tailer, checkpoint, exactly-once file -> Kafka producer
 //   KafkaMock                    librdkafka's mock cluster: etl-devbroker and tests only
+//   EngineHTTP                   /metrics, /healthz, /ready over Hummingbird (keeps NIO out of Pipeline)
 //   TidemarkLogging              the executables' log formats (text, JSON lines) for swift-log
 //   TestSupport                  helpers shared by test targets (local stack, subprocesses)
 import PackageDescription
@@ -39,6 +40,11 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // MARK: C libraries
@@ -102,6 +108,8 @@ let package = Package(
                 "Manifest", "Parquet", "ObjectStore", "KafkaSource", "CMalloc",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             swiftSettings: [
                 // Engine.handle touches the engine's stored properties per record; in release
@@ -121,6 +129,17 @@ let package = Package(
         .target(
             name: "KafkaMock",
             dependencies: ["CRdKafka"]
+        ),
+        .target(
+            name: "EngineHTTP",
+            dependencies: [
+                "Pipeline",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .target(
             name: "TidemarkLogging",
@@ -147,7 +166,7 @@ let package = Package(
         .executableTarget(
             name: "etl-engine",
             dependencies: [
-                "Pipeline", "KafkaSource", "ObjectStore", "TidemarkLogging",
+                "Pipeline", "EngineHTTP", "KafkaSource", "ObjectStore", "TidemarkLogging",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -245,6 +264,11 @@ let package = Package(
         .testTarget(
             name: "EngineTests",
             dependencies: ["Pipeline", "TestSupport"]
+        ),
+        .testTarget(
+            name: "EngineHTTPTests",
+            dependencies: ["EngineHTTP", "Pipeline", "KafkaSource", "ObjectStore", "TestSupport",
+                           .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(
             name: "IntegrationTests",

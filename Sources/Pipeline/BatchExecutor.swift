@@ -9,6 +9,16 @@ import Synchronization
 import Glibc
 #endif
 
+/// Told by a ``BatchExecutor`` what the engine's metrics count (any thread, concurrently).
+public protocol BatchExecutorObserver: Sendable {
+    /// A step failure of `kind` is being retried.
+    func retried(kind: String)
+    /// `bytes` were uploaded (a part, a whole object, a dead-letter file).
+    func uploaded(bytes: Int64)
+    /// A batch was driven to `outcome`: time in object-store steps and in commit steps.
+    func batchDriven(upload: Duration, commit: Duration, outcome: BatchStateMachine.Outcome)
+}
+
 /// Where the executor asks about and moves Kafka offsets. The engine answers from its poll
 /// thread (the only thread that may use the consumer); recovery without a consumer answers
 /// "not owned".
@@ -55,10 +65,13 @@ public final class BatchExecutor: Sendable {
     public let objectStoreMicros = Atomic<Int>(0)
     public let manifestMicros = Atomic<Int>(0)
     public let offsetMicros = Atomic<Int>(0)
+    /// Told of retries, uploaded bytes and each batch's stage times (the engine's metrics).
+    public let observer: (any BatchExecutorObserver)?
 
     public init(manifest: Manifest, store: any ObjectStore, layout: KeyLayout, offsets: any OffsetAuthority,
                 partSize: Int64, concurrency: Int, quarantineDirectory: String, logger: Logger,
-                failpoints: Failpoints = .shared) {
+                failpoints: Failpoints = .shared, observer: (any BatchExecutorObserver)? = nil) {
+        self.observer = observer
         self.manifest = manifest
         self.store = store
         self.layout = layout
@@ -128,12 +141,25 @@ public final class BatchExecutor: Sendable {
         var meta = logger
         meta[metadataKey: "batch"] = "\(record.id)"
         meta[metadataKey: "range"] = "\(record.rangeDescription)"
+        // Time per stage, retries included (tidemark_batch_stage_seconds).
+        var uploadTime = Duration.zero
+        var commitTime = Duration.zero
         while true {
             if case .finished(let outcome) = step {
                 meta.debug("batch finished", metadata: ["outcome": "\(outcome)"])
+                observer?.batchDriven(upload: uploadTime, commit: commitTime, outcome: outcome)
                 return outcome
             }
+            let started = ContinuousClock.now
             let observation = try withRetry("\(step)", logger: meta) { try perform(step, batch: &current) }
+            switch step {
+            case .readCommittedOffset, .commitOffset, .record(to: .committed, _, _, _):
+                commitTime += ContinuousClock.now - started
+            case .headObject, .verifyStagedFiles, .putRejected, .putObject, .createUpload, .listParts, .uploadParts,
+                 .completeUpload, .record:
+                uploadTime += ContinuousClock.now - started
+            default: break
+            }
             step = machine.next(observation)
         }
     }
@@ -145,7 +171,7 @@ public final class BatchExecutor: Sendable {
     func withRetry<T>(_ step: String, logger: Logger, alsoStop: () -> Bool = { false },
                       _ body: () throws -> T) throws -> T {
         try RetryLoop().run(step, logger: logger, stopping: { stopping.load(ordering: .relaxed) || alsoStop() },
-                            onStop: { ExecutorStopped() }, retried: { retries.add($0) }, body)
+                            onStop: { ExecutorStopped() }, retried: { retries.add($0); observer?.retried(kind: $0) }, body)
     }
 
     private func perform(_ step: BatchStateMachine.Step, batch b: inout BatchRecord) throws -> BatchStateMachine.Observation {
@@ -187,6 +213,7 @@ public final class BatchExecutor: Sendable {
             _ = try store.putObject(key: key, data: .fileRange(path: path, offset: 0, length: size),
                                     metadata: Self.metadata(for: b), ifNoneMatch: false)
             bytesUploaded.add(size, ordering: .relaxed)
+            observer?.uploaded(bytes: size)
             return .done
 
         case .putObject:
@@ -197,6 +224,7 @@ public final class BatchExecutor: Sendable {
                 let etag = try store.putObject(key: b.objectKey, data: .fileRange(path: b.filePath, offset: 0, length: b.fileSize),
                                                metadata: Self.metadata(for: b), ifNoneMatch: true)
                 bytesUploaded.add(b.fileSize, ordering: .relaxed)
+                observer?.uploaded(bytes: b.fileSize)
                 failpoints.hit(.afterUploadComplete)
                 return .completed(etag: etag)
             } catch let e as ObjectStoreError where e.kind == .alreadyExists {
@@ -326,6 +354,7 @@ public final class BatchExecutor: Sendable {
                     try manifest.recordPart(batchID: b.id, uploadID: uploadID,
                                             PartRecord(partNumber: number, size: part.size, checksum: part.checksum, etag: part.etag))
                     bytesUploaded.add(length, ordering: .relaxed)
+                    observer?.uploaded(bytes: length)
                     failpoints.hit(.afterPartUpload)
                 } catch {
                     firstError.withLock { if $0 == nil { $0 = error } }

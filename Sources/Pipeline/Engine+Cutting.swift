@@ -44,7 +44,9 @@ extension Engine {
             rejectedPath: sealed.rejectedPath, rejectedSHA256: sealed.rejectedSHA256, rejectedSize: sealed.rejectedSize))
         Failpoints.shared.hit(.afterManifestStaged)
         stats.batchesSealed += 1
-        metrics.batchesStaged.add(1, ordering: .relaxed)
+        metrics.batchOutcome("staged")
+        metrics.sealed(batchID: id, tp: tp, duration: ContinuousClock.now - sealStarted,
+                       kafkaMillis: st.lastKafkaMillis, eventMicros: st.lastEventMicros)
         logger.debug("batch staged", metadata: ["batch": "\(id)", "partition": "\(tp)", "start": "\(batch.startOffset)",
                                                "end": "\(batch.endOffset)", "bytes": "\(sealed.size)", "reason": "\(reason)"])
         if let record = try manifest.batch(id: id) {

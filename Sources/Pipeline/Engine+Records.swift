@@ -125,13 +125,12 @@ extension Engine {
         if stats.records == 0 { stats.firstRecordAt = .now }
         stats.records += 1
         stats.bytes += message.valueCount
-        metrics.recordsIn.add(1, ordering: .relaxed)
-        metrics.bytesIn.add(message.valueCount, ordering: .relaxed)
         if batch.rejectedCount > before {
             stats.rejected += 1
-            metrics.recordsRejected.add(1, ordering: .relaxed)
         }
         st.lastOffset = offset
+        st.lastKafkaMillis = ts
+        if let e = times.eventMicros { st.lastEventMicros = e }
         let fenceNext = st.knownRanges.first.map { $0.lowerBound == offset + 1 } ?? false
         if batch.recordCount >= config.batch.maxRecords || batch.inputBytes >= config.batch.maxBytes || fenceNext {
             try seal(tp, st, reason: fenceNext ? "fence" : "size")
@@ -141,7 +140,8 @@ extension Engine {
     /// HEAD under the engine's one retry loop: the probe decides whether data is written twice,
     /// so it never guesses; a permanent refusal stops the engine (``PermanentStoreError``).
     func probe(_ key: String) throws -> ObjectInfo? {
-        try executor.withRetry("probe \(key)", logger: logger, alsoStop: { stopRequested.load(ordering: .relaxed) }) {
+        // Waiting out store retries is not a hung poll loop: each attempt beats /healthz.
+        try executor.withRetry("probe \(key)", logger: logger, alsoStop: { metrics.health.beat(); return stopRequested.load(ordering: .relaxed) }) {
             try store.headObject(key: key)
         }
     }
@@ -152,7 +152,7 @@ extension Engine {
     /// committed) and the engine exits with ``EngineExit/dataLoss``; returns whether to go on.
     func dataLoss(_ tp: TopicPartition, _ lost: ClosedRange<Int64>, logStart: Int64) -> Bool {
         let count = lost.upperBound - lost.lowerBound + 1
-        metrics.dataLossRecords.add(Int(count), ordering: .relaxed)
+        metrics.dataLoss(records: count)
         let fail = config.kafka.onDataLoss == "fail"
         let detail = "deleted by retention before delivery (log start \(logStart)); on_data_loss = \(config.kafka.onDataLoss)"
         do {
@@ -170,6 +170,7 @@ extension Engine {
         }
         partitions[tp]?.halted = true
         fatalExit = EngineExit.dataLoss
+        metrics.health.setFatal("records of \(tp) deleted by retention before delivery (on_data_loss = fail)")
         requestStop()
         return false
     }

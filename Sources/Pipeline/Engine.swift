@@ -76,9 +76,14 @@ public final class Engine: @unchecked Sendable {
     var fatalExit: Int32?
     /// Since when no partition is assigned (nil while some are).
     var unassignedSince: ContinuousClock.Instant?
-    /// Counters for the Prometheus endpoint (`[engine] metrics_port`).
-    public let metrics = EngineMetrics()
-    var metricsServer: MetricsServer?
+    /// Metrics and health for the HTTP endpoints (`[engine] metrics_port`, served by the
+    /// EngineHTTP module's server, which the etl-engine executable starts).
+    public let metrics: EngineMetrics
+    /// What the metrics last saw of the poll thread's tallies (added per poll, not per record).
+    var polledForMetrics = (records: 0, rejected: 0, bytes: 0)
+    var lastGaugeRefresh: ContinuousClock.Instant?
+    /// A store reachability check (`/ready`) is running on a background thread.
+    let storeCheckRunning = Atomic<Bool>(false)
 
     enum Event: Sendable {
         case reseek(TopicPartition, Int64, String)
@@ -114,6 +119,10 @@ public final class Engine: @unchecked Sendable {
         /// Records past a retention loss are not read (`on_data_loss = fail`): the engine stops.
         var halted = false
         var lastOffset: Int64?
+        /// The Kafka timestamp and event time (when the path layout reads it) of the last
+        /// record read: a sealed batch's newest, for the freshness gauges.
+        var lastKafkaMillis: Int64?
+        var lastEventMicros: Int64?
         /// When this partition was first seen drained with an open batch (`--until-idle` only).
         var drainedSince: ContinuousClock.Instant?
     }
@@ -148,6 +157,8 @@ public final class Engine: @unchecked Sendable {
     public init(config: EngineConfig, logger: Logger, acceptSchemaChange: Bool = false) throws {
         self.config = config
         self.logger = logger
+        let metrics = EngineMetrics()
+        self.metrics = metrics
         stagingDir = config.staging.dir
         try FileManager.default.createDirectory(atPath: stagingDir, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o700])
@@ -157,24 +168,23 @@ public final class Engine: @unchecked Sendable {
         layout = try config.keyLayout(prefix: location.prefix)
         parser = try RecordParser(input: config.input, schema: config.schema)
         try Self.checkSchemaChange(parser.layout.description, manifest: manifest, accept: acceptSchemaChange, logger: logger)
-        store = try Self.openStore(config: config, location: location, layout: layout, logger: logger)
+        store = InstrumentedObjectStore(base: try Self.openStore(config: config, location: location, layout: layout, logger: logger),
+                                        metrics: metrics)
         parquetOptions = Self.parquetOptions(config)
         executor = BatchExecutor(manifest: manifest, store: store, layout: layout, offsets: offsets,
                                  partSize: Int64(config.sink.partSize), concurrency: config.sink.uploadConcurrency,
-                                 quarantineDirectory: stagingDir + "/quarantine", logger: logger)
+                                 quarantineDirectory: stagingDir + "/quarantine", logger: logger,
+                                 observer: metrics)
         let events = self.events
-        let metrics = self.metrics
         scheduler = UploadScheduler(executor: executor, workers: 4, logger: logger,
             onReseek: { tp, offset, why in events.post(.reseek(tp, offset, why)) },
             onBatchDone: { b, outcome in
                 switch outcome {
                 case .committed?:
-                    metrics.batchesCommitted.add(1, ordering: .relaxed)
-                    metrics.uploadSeconds.add(Int(Date().timeIntervalSince(b.createdAt) * 1e6), ordering: .relaxed)
-                    metrics.uploadCount.add(1, ordering: .relaxed)
-                case .abandoned?: metrics.batchesAbandoned.add(1, ordering: .relaxed)
-                case .superseded?: metrics.batchesSuperseded.add(1, ordering: .relaxed)
-                default: break
+                    metrics.committed(batchID: b.id, sinceSealed: Date().timeIntervalSince(b.createdAt))
+                case .abandoned?: metrics.batchOutcome("abandoned"); metrics.forget(batchID: b.id)
+                case .superseded?: metrics.batchOutcome("superseded"); metrics.forget(batchID: b.id)
+                default: metrics.forget(batchID: b.id)
                 }
                 events.post(.batchDone(TopicPartition(topic: b.topic, partition: b.partition)))
             },
@@ -215,14 +225,7 @@ public final class Engine: @unchecked Sendable {
     /// before the group has assigned it.
     public func run(untilIdle: Duration? = nil, assignmentTimeout: Duration = .seconds(300)) throws -> Int32 {
         try cleanStagingDirectory()
-        if config.engine.metricsPort > 0 {
-            let metrics = self.metrics
-            let executor = self.executor
-            metricsServer = try MetricsServer(host: config.engine.metricsHost, port: config.engine.metricsPort, logger: logger) {
-                metrics.render(bytesUploaded: executor.bytesUploaded.load(ordering: .relaxed), retries: executor.retries.snapshot)
-            }
-            logger.info("metrics at http://\(config.engine.metricsHost):\(metricsServer!.port)/metrics")
-        }
+        metrics.health.beat()
         offsets.bind(self)
         scheduler.start()
 
@@ -254,6 +257,7 @@ public final class Engine: @unchecked Sendable {
         var idleFlushed = false
         while !stopRequested.load(ordering: .relaxed) {
             let loopStarted = ContinuousClock.now
+            metrics.health.beat(now: loopStarted)
             offsets.serve()
             stats.serveTime += ContinuousClock.now - loopStarted
             drainEvents()
@@ -275,6 +279,7 @@ public final class Engine: @unchecked Sendable {
                 break
             }
             if let firstInPoll { stats.pollTime += ContinuousClock.now - firstInPoll }
+            if n > 0 { flushPollMetrics() }
             if n == 0 {
                 stats.idleTime += ContinuousClock.now - loopStarted
                 if busy {
@@ -293,6 +298,7 @@ public final class Engine: @unchecked Sendable {
             // in-flight batches committed it exited 0 with 2,900 records unread.)
             if partitions.values.contains(where: { $0.paused }) { lastActivity = .now }
             report()
+            refreshMetrics()
             // Idle counts only while partitions are assigned: before the first assignment (the
             // coordinator may be waiting out a crashed predecessor's session) and while a
             // rebalance leaves none, records may be waiting that this run has not seen. (Found by
@@ -344,6 +350,7 @@ public final class Engine: @unchecked Sendable {
             logger.critical("\(e.description) Stopping (exit \(EngineExit.storeRefused)); the manifest keeps every batch for the next start.")
         }
         fatalExit = fatalExit ?? EngineExit.storeRefused
+        metrics.health.setFatal(e.description)
         requestStop()
     }
 
@@ -357,6 +364,7 @@ public final class Engine: @unchecked Sendable {
             try sealAll(reason: "shutdown")
         }
         while scheduler.pendingTotal > 0 && fatalExit != EngineExit.storeRefused {
+            metrics.health.beat()  // draining is progress: /healthz stays 200
             offsets.serve(wait: .milliseconds(50))
             drainEvents()
         }
@@ -366,7 +374,8 @@ public final class Engine: @unchecked Sendable {
         scheduler.stop()
         report(force: true)
         summarize()
-        metricsServer?.stop()
+        flushPollMetrics()
+        refreshMetrics(force: true, stopped: true)
         manifest.close()
     }
 

@@ -151,7 +151,7 @@ public struct EngineConfig: Sendable, Equatable {
     public struct Engine: Sendable, Equatable {
         /// `[engine] status_interval`: how often the status line is logged (0 = never).
         public var statusInterval: Duration = .seconds(10)
-        /// `[engine] metrics_port`: Prometheus text exposition on 127.0.0.1 (0 = off).
+        /// `[engine] metrics_port`: HTTP `/metrics`, `/healthz`, `/ready` on `metrics_host` (0 = off).
         public var metricsPort: Int = 0
         /// `[engine] metrics_host`.
         public var metricsHost: String = "127.0.0.1"

@@ -78,17 +78,13 @@ extension Engine {
         let rps = Double(stats.records - stats.recordsAtLastReport) / secs
         let mbps = Double(stats.bytes - stats.bytesAtLastReport) / secs / 1_048_576
         var lag: [String] = []
-        var lagValues: [String: Int64] = [:]
         for tp in partitions.keys.sorted() {
             if let w = try? consumer.watermarks(tp, cached: true, timeout: .milliseconds(10)),
                let last = partitions[tp]?.lastOffset {
                 lag.append("\(tp)=\(max(0, w.high - last - 1))")
-                lagValues["\(tp)"] = max(0, w.high - last - 1)
             }
         }
         let counts = (try? manifest.countsByState()) ?? [:]
-        metrics.lag.withLock { $0 = lagValues }
-        metrics.states.withLock { $0 = Dictionary(uniqueKeysWithValues: counts.map { ($0.key.rawValue, $0.value) }) }
         logger.info("status", metadata: [
             "records": "\(stats.records)", "rejected": "\(stats.rejected)",
             "records_per_s": "\(Int(rps))", "mb_per_s": "\(String(format: "%.1f", mbps))",

@@ -1,4 +1,5 @@
 import ArgumentParser
+import EngineHTTP
 import Foundation
 import KafkaSource
 import Logging
@@ -137,7 +138,7 @@ struct EngineCommand: ParsableCommand {
     var logLevel: String?
 
     @Option(name: .long, help: ArgumentHelp(
-        "Serve Prometheus metrics at http://127.0.0.1:PORT/metrics (overrides [engine] metrics_port; 0 = off).",
+        "Serve HTTP on [engine] metrics_host (default 127.0.0.1) port PORT: /metrics (Prometheus text), /healthz (200 while the poll loop runs, else 503), /ready (200 when partitions are assigned, the object store answers and no fatal error; else 503 naming why). Overrides [engine] metrics_port; 0 = off.",
         valueName: "port"))
     var metricsPort: Int?
 
@@ -219,6 +220,20 @@ struct EngineCommand: ParsableCommand {
             _exit(130)
         }
         signals.start()
+        // The HTTP endpoints run on their own event loop thread and stop when the engine has
+        // shut down (after its last commit), whatever way run() ends.
+        var http: EngineHTTPServer?
+        if cfg.engine.metricsPort > 0 {
+            do {
+                http = try EngineHTTPServer.start(host: cfg.engine.metricsHost, port: cfg.engine.metricsPort,
+                                                  metrics: engine.metrics, logger: logger)
+            } catch {
+                failure("cannot start: \(error) ([engine] metrics_host, metrics_port / --metrics-port)")
+                throw ExitCode(2)
+            }
+            logger.info("metrics at http://\(cfg.engine.metricsHost):\(http!.port)/metrics (and /healthz, /ready)")
+        }
+        defer { http?.stop() }
         do {
             let code = try engine.run(untilIdle: idle, assignmentTimeout: assignmentWait)
             if code != 0 { throw ExitCode(code) }

@@ -1,0 +1,136 @@
+import Foundation
+import KafkaSource
+import Pipeline
+import TestSupport
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// etl-engine against the local Kafka/S3 stack, scraped over HTTP while it runs.
+@Suite("Engine metrics (local stack)", .serialized)
+struct EngineMetricsStackTests {
+    /// Starts etl-engine on `configPath` with `--metrics-port`; the caller stops it by PID.
+    static func startEngine(configPath: String, port: Int) throws -> Process {
+        let engine = Process()
+        engine.executableURL = productsDirectory.appendingPathComponent("etl-engine")
+        engine.arguments = ["--config", configPath, "--metrics-port", "\(port)"]
+        var env = ProcessInfo.processInfo.environment
+        for (k, v) in EngineSetup.awsEnvironment { env[k] = v }
+        engine.environment = env
+        engine.standardOutput = FileHandle.nullDevice
+        engine.standardError = FileHandle.nullDevice
+        try engine.run()
+        return engine
+    }
+
+    static func stop(_ engine: Process) {
+        if engine.isRunning { kill(engine.processIdentifier, SIGKILL); engine.waitUntilExit() }
+    }
+
+    @Test("after a run: records_in equals records produced, lag 0 for each partition, freshness, S3, stages; /healthz and /ready 200")
+    func metricsMoveAfterRun() throws {
+        let stack = try LocalStack.current()
+        try withTemporaryDirectory { dir in
+            let partitions = 4
+            let produced = 6_000
+            let setup = try EngineSetup(stack: stack, topic: uniqueName("m-run"), group: uniqueName("g"), directory: dir,
+                                        maxRecords: 1_000, maxAge: "1s")
+            try setup.produce(count: produced, partitions: partitions, badFraction: 0.01)
+            let port = 20_000 + Int.random(in: 0..<20_000)
+            let engine = try Self.startEngine(configPath: setup.configPath, port: port)
+            defer { Self.stop(engine) }
+
+            var families: [String: Family] = [:]
+            let deadline = Date().addingTimeInterval(120)
+            while Date() < deadline {
+                let ready = try httpGet(port, "/ready", timeout: 3)
+                let page = try httpGet(port, "/metrics", timeout: 3)
+                if page.status == 200 {
+                    families = try parseExposition(page.body)
+                    let lag = families["tidemark_consumer_lag"]?.samples ?? []
+                    let fresh = families["tidemark_freshness_seconds"]?.samples ?? []
+                    if families["tidemark_records_in"]?.value("tidemark_records_in_total") == Double(produced),
+                       lag.count == partitions, lag.allSatisfy({ $0.value == 0 }), fresh.count == partitions,
+                       ready.status == 200 {
+                        break
+                    }
+                }
+                usleep(500_000)
+            }
+            let f = families
+            #expect(f["tidemark_records_in"]?.value("tidemark_records_in_total") == Double(produced), "families: \(f.keys.sorted())")
+            let rejected = f["tidemark_records_rejected"]?.value("tidemark_records_rejected_total") ?? -1
+            #expect(rejected > 0 && rejected < Double(produced) / 10, "about 1% rejected: \(rejected)")
+            #expect((f["tidemark_input_bytes"]?.value("tidemark_input_bytes_total") ?? 0) > Double(produced) * 20)
+            let lag = f["tidemark_consumer_lag"]?.samples ?? []
+            #expect(Set(lag.map { $0.labels["partition"] ?? "" }) == Set((0..<partitions).map(String.init)))
+            #expect(lag.allSatisfy { $0.labels["topic"] == setup.topic && $0.value == 0 }, "lag: \(lag)")
+            #expect(f["tidemark_assigned_partitions"]?.value("tidemark_assigned_partitions") == Double(partitions))
+            #expect(f["tidemark_paused_partitions"]?.value("tidemark_paused_partitions") == 0)
+            // Every partition committed something: freshness is the age of records just produced.
+            for s in f["tidemark_freshness_seconds"]?.samples ?? [] {
+                #expect(s.value >= 0 && s.value < 300, "freshness \(s)")
+            }
+            let committed = f["tidemark_batches"]?.value("tidemark_batches_total", ["outcome": "committed"]) ?? 0
+            #expect(committed >= Double(partitions))
+            #expect((f["tidemark_bytes_uploaded"]?.value("tidemark_bytes_uploaded_total") ?? 0) > 0)
+            #expect((f["tidemark_s3_requests"]?.value("tidemark_s3_requests_total", ["operation": "put_object"]) ?? 0) >= committed)
+            for stage in ["seal", "upload", "commit"] {
+                let n = f["tidemark_batch_stage_seconds"]?.value("tidemark_batch_stage_seconds_count", ["stage": stage]) ?? 0
+                #expect(n >= committed, "stage \(stage): \(n) samples for \(committed) committed batches")
+            }
+            #expect(f["tidemark_batch_commit_seconds"]?.value("tidemark_batch_commit_seconds_count") == committed)
+            #expect(f["tidemark_build_info"]?.samples.first?.labels["librdkafka"]?.isEmpty == false)
+            #expect(f["tidemark_ready"]?.value("tidemark_ready") == 1)
+            #expect(try httpGet(port, "/healthz").status == 200)
+            #expect(try httpGet(port, "/ready").status == 200)
+
+            kill(engine.processIdentifier, SIGTERM)
+            engine.waitUntilExit()
+            #expect(engine.terminationStatus == 0)
+            #expect(try httpGet(port, "/healthz", timeout: 2).status == 0, "the server stops with the engine")
+            let v = try setup.verify(expect: produced)
+            #expect(v.ok, "\(v.raw)")
+        }
+    }
+
+    @Test("/ready is 503 naming the object store when the S3 endpoint does not answer; /healthz stays 200 past 30 s of retries")
+    func readyWithUnreachableStore() throws {
+        let stack = try LocalStack.current()
+        try withTemporaryDirectory { dir in
+            let setup = try EngineSetup(stack: stack, topic: uniqueName("m-down"), group: uniqueName("g"), directory: dir,
+                                        sink: "s3://tidemark-nowhere/p", sinkExtra: "conditional_writes = \"off\"")
+            try setup.produce(count: 10, partitions: 1)
+            // Nothing listens on port 9 of loopback: every request is refused (transient).
+            var text = try String(contentsOfFile: setup.configPath, encoding: .utf8)
+            text = text.replacingOccurrences(of: "endpoint = \"\(stack.s3Endpoint)\"", with: "endpoint = \"http://127.0.0.1:9\"")
+            #expect(text.contains("127.0.0.1:9"))
+            try text.write(toFile: setup.configPath, atomically: true, encoding: .utf8)
+            let port = 20_000 + Int.random(in: 0..<20_000)
+            let started = Date()
+            let engine = try Self.startEngine(configPath: setup.configPath, port: port)
+            defer { Self.stop(engine) }
+            var last = HTTPAnswer(status: 0, body: "")
+            let deadline = Date().addingTimeInterval(60)
+            while Date() < deadline {
+                last = try httpGet(port, "/ready", timeout: 3)
+                if last.body.contains("object store unreachable") { break }
+                usleep(300_000)
+            }
+            #expect(last.status == 503)
+            #expect(last.body.contains("object store unreachable"), "body: \(last.body)")
+            // The poll thread now waits out the probe's retries (the store never answers): past
+            // the 30 s stall limit it still counts as alive, since restarting cannot help.
+            usleep(UInt32(max(0, 36 - Date().timeIntervalSince(started)) * 1_000_000))
+            let health = try httpGet(port, "/healthz")
+            #expect(health.status == 200, "body: \(health.body)")
+            let f = try parseExposition(try httpGet(port, "/metrics").body)
+            #expect(f["tidemark_ready"]?.value("tidemark_ready") == 0)
+            #expect((f["tidemark_s3_errors"]?.samples.map(\.value).reduce(0, +) ?? 0) >= 1)
+            #expect((f["tidemark_retries"]?.value("tidemark_retries_total", ["kind": "transient"]) ?? 0) >= 1,
+                    "the probe is being retried")
+        }
+    }
+}
