@@ -7,7 +7,7 @@ PREFIX  ?= /usr/local
 TEST_STACK_DIR ?= $(CURDIR)/.stack-test
 EXECUTABLES := etl-engine etl-recover etl-audit etl-loggen etl-produce etl-devbroker
 
-.PHONY: all deps build test chaos demo bench bench-parquet bench-kafka bench-objectstore bench-e2e bench-recovery bench-audit-deep bench-audit-fleet clean install package package-test stack-up stack-down
+.PHONY: all deps build test chaos demo bench bench-parse bench-parquet bench-kafka bench-objectstore bench-e2e bench-recovery bench-audit-deep bench-audit-fleet bench-layout clean install package package-test stack-up stack-down
 
 all: build
 
@@ -44,7 +44,13 @@ demo: deps
 	@tools/demo
 
 # Benchmarks (not tests): results and the commands behind them are in docs/benchmarks.md.
-bench: bench-parquet bench-kafka bench-objectstore bench-e2e bench-recovery bench-audit-deep bench-audit-fleet
+bench: bench-parse bench-parquet bench-kafka bench-objectstore bench-e2e bench-recovery bench-audit-deep bench-audit-fleet bench-layout
+
+# Records per second of one core for each input format's parser (seed text, seed JSON, configured
+# JSON mapping, regex/nginx, raw); release build. Results in docs/benchmarks.md ("Parsing").
+bench-parse: deps
+	swift build -c release --product parse-bench
+	$$(swift build -c release --show-bin-path)/parse-bench --records 2000000 --runs 5
 
 bench-parquet: deps
 	python3 bench/parquet_bench.py --runs 5
@@ -75,6 +81,10 @@ bench-audit-fleet: deps
 # etl-audit --deep (download, SHA-256, footer) over ~1,000,000 records of uncompressed Parquet in moto.
 bench-audit-deep: deps
 	python3 bench/audit_deep_bench.py
+
+# Event-time layouts: objects per path when 0-5% of records arrive late (200,000 records, 3 templates).
+bench-layout: deps
+	python3 bench/layout_bench.py
 
 stack-up:
 	tools/stack up

@@ -25,6 +25,7 @@ let package = Package(
         .executable(name: "etl-audit", targets: ["etl-audit"]),
         .executable(name: "etl-recover", targets: ["etl-recover"]),
         .executable(name: "parquet-bench", targets: ["parquet-bench"]),
+        .executable(name: "parse-bench", targets: ["parse-bench"]),
         .library(name: "Parquet", targets: ["Parquet"]),
         .library(name: "ObjectStore", targets: ["ObjectStore"]),
         .executable(name: "objectstore-bench", targets: ["objectstore-bench"]),
@@ -186,6 +187,10 @@ let package = Package(
             name: "parquet-bench",
             dependencies: ["Parquet"]
         ),
+        .executableTarget(
+            name: "parse-bench",
+            dependencies: ["Pipeline"]
+        ),
 
         .executableTarget(
             name: "kafka-bench",
@@ -227,7 +232,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PipelineTests",
-            dependencies: ["Pipeline", "Manifest", "ObjectStore", "FileProducer", "TestSupport", "TidemarkLogging",
+            dependencies: ["Pipeline", "Manifest", "ObjectStore", "Parquet", "FileProducer", "TestSupport", "TidemarkLogging",
                            .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(

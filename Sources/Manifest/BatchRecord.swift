@@ -125,3 +125,23 @@ public struct LossRecord: Sendable, Equatable, Codable {
     public var detectedAt: Date
     public var detail: String
 }
+
+/// One output schema recorded in the manifest (`schemas` table).
+public struct SchemaRecord: Sendable, Equatable {
+    /// SHA-256 (hex) of ``json``.
+    public var fingerprint: String
+    /// The canonical JSON description the objects carry as `tidemark-schema`.
+    public var json: String
+    /// When it was first recorded.
+    public var firstSeen: Date
+    /// When an engine last started with it (the latest is the current schema).
+    public var lastUsed: Date
+
+    /// A record with these facts.
+    public init(fingerprint: String, json: String, firstSeen: Date, lastUsed: Date) {
+        self.fingerprint = fingerprint
+        self.json = json
+        self.firstSeen = firstSeen
+        self.lastUsed = lastUsed
+    }
+}

@@ -242,7 +242,74 @@ public final class Manifest: @unchecked Sendable {
                 );
                 """)
         }
+        // The output schemas (issue 20): every schema the engine wrote objects with, by
+        // fingerprint; the one with the latest last_used is the current one, which the engine
+        // compares its configuration with at start (the schema change rule, docs/operations.md).
+        m.registerMigration("v4: output schemas") { db in
+            try db.execute(sql: """
+                CREATE TABLE schemas (
+                    fingerprint TEXT PRIMARY KEY,
+                    json TEXT NOT NULL,
+                    first_seen REAL NOT NULL,
+                    last_used REAL NOT NULL
+                );
+                """)
+        }
         return m
+    }
+
+    // MARK: Schemas
+
+    /// Records `json` (fingerprint `fingerprint`) as the current output schema: inserted when
+    /// new (first_seen = now), else its last_used moves to now.
+    public func recordSchema(fingerprint: String, json: String) throws {
+        try wrap {
+            try pool.write { db in
+                let now = Date().timeIntervalSince1970
+                // last_used never goes backwards, so a clock step cannot make an older schema current.
+                let latest = try Double.fetchOne(db, sql: "SELECT max(last_used) FROM schemas") ?? 0
+                let used = max(now, latest + 0.000001)
+                try db.execute(sql: """
+                    INSERT INTO schemas (fingerprint, json, first_seen, last_used) VALUES (?,?,?,?)
+                    ON CONFLICT(fingerprint) DO UPDATE SET last_used = excluded.last_used
+                    """, arguments: [fingerprint, json, now, used])
+                if db.changesCount > 0 {
+                    try Self.appendEvent(db, batchID: nil, kind: "SCHEMA", detail: "current schema \(fingerprint)")
+                }
+            }
+        }
+    }
+
+    /// The current output schema (the one recorded last), nil before the first.
+    public func currentSchema() throws -> SchemaRecord? {
+        try wrap {
+            try pool.read { db in
+                try Row.fetchOne(db, sql: "SELECT * FROM schemas ORDER BY last_used DESC LIMIT 1").map(Self.schema(from:))
+            }
+        }
+    }
+
+    /// The schema recorded under `fingerprint`, if any.
+    public func schema(fingerprint: String) throws -> SchemaRecord? {
+        try wrap {
+            try pool.read { db in
+                try Row.fetchOne(db, sql: "SELECT * FROM schemas WHERE fingerprint = ?", arguments: [fingerprint]).map(Self.schema(from:))
+            }
+        }
+    }
+
+    /// Every recorded schema, oldest first.
+    public func schemas() throws -> [SchemaRecord] {
+        try wrap {
+            try pool.read { db in
+                try Row.fetchAll(db, sql: "SELECT * FROM schemas ORDER BY first_seen, last_used").map(Self.schema(from:))
+            }
+        }
+    }
+
+    private static func schema(from row: Row) -> SchemaRecord {
+        SchemaRecord(fingerprint: row["fingerprint"], json: row["json"],
+                     firstSeen: Date(timeIntervalSince1970: row["first_seen"]), lastUsed: Date(timeIntervalSince1970: row["last_used"]))
     }
 
     // MARK: Writes

@@ -55,6 +55,10 @@ public struct Discrepancy: Sendable, Equatable, Codable {
         case staleUpload = "stale_upload"
         /// `--fleet`: a `.parquet` object whose tidemark metadata is missing or disagrees with its key.
         case badMetadata = "bad_metadata"
+        /// `--deep`: the footer's columns disagree with the schema it records (`tidemark-schema`),
+        /// the fingerprint is not that schema's SHA-256 or not in the manifest, or an object
+        /// without a recorded schema does not have the seed columns.
+        case schemaMismatch = "schema_mismatch"
     }
     public var kind: Kind
     public var key: String?
@@ -312,6 +316,8 @@ public struct Auditor: Sendable {
     /// Streams each object in 8 MiB ranges (bounded memory), hashing it, and decodes the footer
     /// from the tail with the project's Parquet footer reader.
     private func deepCheck(_ batches: [BatchRecord]) throws -> [Discrepancy] {
+        // A manifest from before migration v4 (read-only: not migrated) has no schemas table.
+        let recordedSchemas = try? manifest.schemas()
         let found = Mutex<[Discrepancy]>([])
         let next = Atomic<Int>(0)
         let done = Atomic<Int>(0)
@@ -323,7 +329,7 @@ public struct Auditor: Sendable {
                 guard i < batches.count else { return }
                 let b = batches[i]
                 do {
-                    let issues = try deepCheck(b, bytes: bytes)
+                    let issues = try deepCheck(b, bytes: bytes, recordedSchemas: recordedSchemas)
                     if !issues.isEmpty { found.withLock { $0 += issues } }
                 } catch {
                     failure.withLock { $0 = $0 ?? error }
@@ -336,7 +342,7 @@ public struct Auditor: Sendable {
         return found.withLock { $0 }
     }
 
-    private func deepCheck(_ b: BatchRecord, bytes: borrowing Atomic<Int64>) throws -> [Discrepancy] {
+    private func deepCheck(_ b: BatchRecord, bytes: borrowing Atomic<Int64>, recordedSchemas: [SchemaRecord]?) throws -> [Discrepancy] {
         guard let info = try store.headObject(key: b.objectKey) else { return [] }
         var hasher = SHA256()
         var offset: Int64 = 0
@@ -373,9 +379,50 @@ public struct Auditor: Sendable {
             } else if b.goodCount > 0 {
                 out.append(d(.offsetStatsMismatch, b, "no kafka_offset statistics in the footer"))
             }
+            if let problem = Self.schemaProblem(meta, recorded: recordedSchemas) { out.append(d(.schemaMismatch, b, problem)) }
         } catch {
             out.append(d(.unreadableParquet, b, "footer: \(error)"))
         }
         return out
+    }
+
+    /// Whether the footer's columns are the ones its recorded schema describes, and the schema
+    /// is one of `recorded` (the manifest's; nil or empty: not checked). Objects from before
+    /// schemas were recorded must have the seed columns (``OutputSchema``).
+    static func schemaProblem(_ meta: ParquetFileMetadata, recorded: [SchemaRecord]?) -> String? {
+        let actual = meta.schema.map { ($0.name, $0.columnType.map(Self.typeName) ?? "\($0.physicalType)", $0.nullable) }
+        guard let json = meta.value(forKey: BatchMetadataKey.schema) else {
+            let seed = OutputSchema.schema.columns.map { ($0.name, Self.typeName($0.type), $0.nullable) }
+            return actual.elementsEqual(seed, by: ==) ? nil
+                : "no \(BatchMetadataKey.schema) in the footer, and the columns are not the seed columns"
+        }
+        let described = SchemaDescription(json: json)
+        guard meta.value(forKey: BatchMetadataKey.schemaFingerprint) == described.fingerprint else {
+            return "\(BatchMetadataKey.schemaFingerprint) is not the SHA-256 of \(BatchMetadataKey.schema)"
+        }
+        guard let object = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any],
+              let columns = object["columns"] as? [[String: Any]] else {
+            return "\(BatchMetadataKey.schema) is not a schema description"
+        }
+        let expected = columns.map { ($0["name"] as? String ?? "", $0["type"] as? String ?? "", $0["nullable"] as? Bool ?? true) }
+        guard actual.elementsEqual(expected, by: ==) else {
+            return "footer columns \(actual.map(\.0)) do not match the recorded schema's \(expected.map(\.0))"
+        }
+        if let recorded, !recorded.isEmpty,
+           !recorded.contains(where: { $0.fingerprint == described.fingerprint }) {
+            return "schema \(described.fingerprint.prefix(12)) is not recorded in the manifest"
+        }
+        return nil
+    }
+
+    static func typeName(_ t: ParquetColumnType) -> String {
+        switch t {
+        case .boolean: return "bool"
+        case .int32: return "int32"
+        case .int64: return "int64"
+        case .double: return "double"
+        case .string: return "string"
+        case .timestampMicrosUTC: return "timestamp"
+        }
     }
 }

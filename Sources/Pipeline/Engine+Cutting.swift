@@ -30,6 +30,8 @@ extension Engine {
             (BatchMetadataKey.start, String(batch.startOffset)), (BatchMetadataKey.end, String(batch.endOffset)),
             (BatchMetadataKey.records, String(batch.goodCount)), (BatchMetadataKey.rejected, String(batch.rejectedCount)),
             (BatchMetadataKey.engineVersion, tidemarkVersion),
+            (BatchMetadataKey.schema, batch.layout.description.json),
+            (BatchMetadataKey.schemaFingerprint, batch.layout.description.fingerprint),
         ]
         if let rejectedKey { kv.append((BatchMetadataKey.rejectedKey, rejectedKey)) }
         let sealed = try batch.seal(keyValueMetadata: kv)

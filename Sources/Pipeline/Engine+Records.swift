@@ -68,8 +68,14 @@ extension Engine {
         let ts = message.timestamp.milliseconds
         var times = PathTemplate.Times(eventMicros: nil, kafkaMillis: ts)
         var bucket: PathTemplate.Bucket?
+        // Parsed here once when the path needs the event time; the batch then takes the result.
+        var parsed: Result<ParsedRecord, RejectReason>?
         if let template = layout.template, template.usesTime {
-            if template.usesEventTime { times.eventMicros = message.withValue { eventTime(of: $0) } }
+            if template.usesEventTime {
+                let p = message.withValue { parser.parse($0) }
+                parsed = p
+                times.eventMicros = (try? p.get())?.eventTimeMicros
+            }
             let b = template.bucket(times)
             bucket = b
             if st.open != nil, st.openBucket != b, times.eventMicros != nil || !template.usesEventTime {
@@ -105,13 +111,17 @@ extension Engine {
                                                     attributes: [.posixPermissions: 0o700])
             st.open = try StagedBatchWriter(directory: dir, topic: tp.topic, partition: tp.partition,
                                             startOffset: start, startTimestampMillis: ts, options: rowGroupOptions(),
-                                            shared: writerScratch)
+                                            shared: writerScratch, layout: parser.layout)
             st.openTimes = times
             st.openBucket = bucket
         }
         let batch = st.open!
         let before = batch.rejectedCount
-        try batch.add(message, parser: parser, ingestMicros: pollIngestMicros)
+        if let parsed {
+            try message.withValue { try batch.add(message, value: $0, parsed: parsed, ingestMicros: pollIngestMicros) }
+        } else {
+            try batch.add(message, parser: parser, ingestMicros: pollIngestMicros)
+        }
         if stats.records == 0 { stats.firstRecordAt = .now }
         stats.records += 1
         stats.bytes += message.valueCount
@@ -126,13 +136,6 @@ extension Engine {
         if batch.recordCount >= config.batch.maxRecords || batch.inputBytes >= config.batch.maxBytes || fenceNext {
             try seal(tp, st, reason: fenceNext ? "fence" : "size")
         }
-    }
-
-    /// The event time of a record's value (nil when it does not parse or has none): the path
-    /// facts of ``PathTemplate``.
-    func eventTime(of value: UnsafeRawBufferPointer) -> Int64? {
-        if case .success(let r) = parser.parse(value) { return r.eventTimeMicros }
-        return nil
     }
 
     /// HEAD under the engine's one retry loop: the probe decides whether data is written twice,

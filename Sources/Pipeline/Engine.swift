@@ -43,7 +43,8 @@ public final class Engine: @unchecked Sendable {
     let manifest: Manifest
     let store: any ObjectStore
     let layout: KeyLayout
-    let parser: LogRecordParser
+    /// The configured input format and field mapping; one schema for the whole process.
+    let parser: RecordParser
     let parquetOptions: ParquetWriterOptions
     /// One page scratch, ZSTD context and compression thread for every open batch: all writers
     /// live on the poll thread (created in `handle`, sealed or discarded there and in the
@@ -118,9 +119,6 @@ public final class Engine: @unchecked Sendable {
     }
 
 
-
-    /// Opens the manifest (taking its lock), the object store and the staging directory, and
-    /// checks the configuration. Nothing is consumed until ``run(untilIdle:)``.
     /// The Parquet writer options of every batch file: `[sink] compression`, `zstd_level` and
     /// `parquet_profile` (already validated by `EngineConfig`), the row group size from `[batch]`.
     public static func parquetOptions(_ config: EngineConfig) -> ParquetWriterOptions {
@@ -141,7 +139,13 @@ public final class Engine: @unchecked Sendable {
         return options
     }
 
-    public init(config: EngineConfig, logger: Logger) throws {
+    /// Opens the manifest (taking its lock), the object store and the staging directory, and
+    /// checks the configuration. Nothing is consumed until ``run(untilIdle:)``.
+    ///
+    /// The configured output schema is compared with the manifest's current one (the schema
+    /// change rule, ``SchemaDescription/incompatibility(with:)``): an incompatible change is a
+    /// ``ConfigError`` (key `schema`) unless `acceptSchemaChange` (`--accept-schema-change`).
+    public init(config: EngineConfig, logger: Logger, acceptSchemaChange: Bool = false) throws {
         self.config = config
         self.logger = logger
         stagingDir = config.staging.dir
@@ -151,8 +155,9 @@ public final class Engine: @unchecked Sendable {
         manifest = try Manifest.open(path: config.staging.manifest)
         let location = try ObjectStoreLocation(parsing: config.sink.url)
         layout = try config.keyLayout(prefix: location.prefix)
+        parser = try RecordParser(input: config.input, schema: config.schema)
+        try Self.checkSchemaChange(parser.layout.description, manifest: manifest, accept: acceptSchemaChange, logger: logger)
         store = try Self.openStore(config: config, location: location, layout: layout, logger: logger)
-        parser = LogRecordParser(format: config.input.format, maxLineBytes: config.input.maxLineBytes)
         parquetOptions = Self.parquetOptions(config)
         executor = BatchExecutor(manifest: manifest, store: store, layout: layout, offsets: offsets,
                                  partSize: Int64(config.sink.partSize), concurrency: config.sink.uploadConcurrency,
@@ -176,6 +181,29 @@ public final class Engine: @unchecked Sendable {
             onFatal: { e in events.post(.fatal(e)) })
     }
 
+
+    /// Enforces the schema change rule against the manifest's current schema, then records the
+    /// configured one as current.
+    static func checkSchemaChange(_ configured: SchemaDescription, manifest: Manifest, accept: Bool, logger: Logger) throws {
+        if let current = try manifest.currentSchema(), current.fingerprint != configured.fingerprint {
+            let previous = SchemaDescription(json: current.json)
+            if let problem = configured.incompatibility(with: previous) {
+                guard accept else {
+                    throw ConfigError(key: "schema", message: "the configured output schema is not compatible with the one this "
+                        + "manifest's objects were written with (\(current.fingerprint.prefix(12))): \(problem). Only optional fields "
+                        + "appended at the end may be added. To proceed, write to a new sink prefix (sink.url) with a new "
+                        + "staging.manifest, or start once with etl-engine --accept-schema-change (readers must then reconcile both "
+                        + "schemas; see docs/operations.md \"Schema changes\")")
+                }
+                logger.warning("incompatible schema change accepted (--accept-schema-change)", metadata: [
+                    "change": "\(problem)", "previous": "\(current.fingerprint)", "schema": "\(configured.fingerprint)"])
+            } else {
+                logger.notice("output schema extended (optional fields appended)", metadata: [
+                    "previous": "\(current.fingerprint)", "schema": "\(configured.fingerprint)"])
+            }
+        }
+        try manifest.recordSchema(fingerprint: configured.fingerprint, json: configured.json)
+    }
 
     /// Asks the engine to stop gracefully (safe from any thread, e.g. a signal handler thread).
     public func requestStop() { stopRequested.store(true, ordering: .relaxed) }

@@ -137,10 +137,15 @@ public struct EngineConfig: Sendable, Equatable {
     }
 
     public struct Input: Sendable, Equatable {
-        /// `[input] format`: `auto`, `text` or `json`.
-        public var format: InputFormat = .auto
+        /// `[input] format`: `seed` (default; `auto` is the same), `text`, `json`, `regex` or `raw`.
+        public var format: InputFormat = .seed
         /// `[input] max_line_bytes`.
         public var maxLineBytes: Int = 1 << 20
+        /// `[input] pattern`: the regular expression of `format = "regex"` (named groups `(?<name>...)`).
+        public var pattern: String?
+
+        /// The defaults (`format = "seed"`).
+        public init() {}
     }
 
     public struct Engine: Sendable, Equatable {
@@ -165,6 +170,8 @@ public struct EngineConfig: Sendable, Equatable {
     public var staging = Staging()
     public var batch = Batch()
     public var input = Input()
+    /// `[schema]` and `[[schema.fields]]`.
+    public var schema = SchemaOptions()
     public var engine = Engine()
     /// Non-fatal remarks found while loading (e.g. secrets in the file).
     public var warnings: [String] = []
@@ -189,7 +196,11 @@ public struct EngineConfig: Sendable, Equatable {
                  "access_key_id": "discouraged", "secret_access_key": "discouraged"],
         "staging": ["dir": "path", "manifest": "path", "max_bytes": "size"],
         "batch": ["max_records": "int", "max_bytes": "size", "max_age": "duration", "max_in_flight": "int", "memory_budget": "size"],
-        "input": ["format": "auto|text|json", "max_line_bytes": "size"],
+        "input": ["format": "seed|json|regex|raw (also auto = seed, text)", "max_line_bytes": "size",
+                  "pattern": "regex with named groups (format = regex)"],
+        "schema": ["fields": "[[schema.fields]] list: name, source, type, timestamp_format, required, default",
+                   "unmapped": "attributes|drop", "include_key": "bool", "include_headers": "bool",
+                   "event_time_field": "name of a timestamp field"],
         "engine": ["status_interval": "duration", "metrics_port": "int", "metrics_host": "address",
                    "log_level": "level", "log_format": "text|json", "orphan_upload_grace": "duration"],
     ]
@@ -226,7 +237,7 @@ public struct EngineConfig: Sendable, Equatable {
         let resolvedRoot = try references.resolve(root, referenced: &fromReference)
         var resolvedEnv: [String: String] = [:]
         for (section, known) in keys {
-            for key in known.keys where !(section == "kafka" && key == "properties") {
+            for key in known.keys where !(section == "kafka" && key == "properties") && !(section == "schema" && key == "fields") {
                 let name = Reader.envName(section, key)
                 if let e = environment[name] { resolvedEnv[name] = try references.resolve(e, key: "\(section).\(key)").value }
             }
@@ -279,11 +290,18 @@ public struct EngineConfig: Sendable, Equatable {
 
         if let f = try r.string("input", "format") {
             guard let v = InputFormat(rawValue: f) else {
-                throw ConfigError(key: "input.format", message: "'\(f)' is not one of auto, text, json")
+                throw ConfigError(key: "input.format", message: "'\(f)' is not one of seed, json, regex, raw (or auto, text)")
             }
             c.input.format = v
         }
         c.input.maxLineBytes = Int(try r.size("input", "max_line_bytes") ?? Int64(c.input.maxLineBytes))
+        c.input.pattern = try r.string("input", "pattern")
+
+        c.schema.unmapped = try r.string("schema", "unmapped") ?? c.schema.unmapped
+        c.schema.includeKey = try r.bool("schema", "include_key") ?? c.schema.includeKey
+        c.schema.includeHeaders = try r.bool("schema", "include_headers") ?? c.schema.includeHeaders
+        c.schema.eventTimeField = try r.string("schema", "event_time_field")
+        c.schema.fields = try r.schemaFields()
 
         c.engine.statusInterval = try r.duration("engine", "status_interval") ?? c.engine.statusInterval
         c.engine.metricsPort = try r.int("engine", "metrics_port") ?? c.engine.metricsPort
@@ -343,6 +361,10 @@ public struct EngineConfig: Sendable, Equatable {
         try need((1...16).contains(batch.maxInFlight), "batch.max_in_flight", "must be 1...16")
         try need(batch.memoryBudget >= 8 << 20, "batch.memory_budget", "must be >= 8MiB")
         try need(input.maxLineBytes >= 64, "input.max_line_bytes", "must be >= 64")
+        let parser = try RecordParser(input: input, schema: schema)
+        try need(try keyLayout(prefix: "").template?.usesEventTime != true || parser.hasEventTime, "sink.path",
+                 "'\(sink.path ?? "")' uses {event_…} but records of format \(input.format.rawValue) have no event time: "
+                 + "set [schema] event_time_field to a timestamp field, or use {kafka_…}")
         try need((0...65535).contains(engine.metricsPort), "engine.metrics_port", "must be 0...65535")
         try need(["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(engine.logLevel),
                  "engine.log_level", "'\(engine.logLevel)' is not a log level")
@@ -510,6 +532,59 @@ public struct EngineConfig: Sendable, Equatable {
             case (.boolean(let v)?, _): return v
             case (let v?, _): throw wrong(s, k, "a boolean", v)
             default: return nil
+            }
+        }
+
+        /// `[[schema.fields]]`: each table's keys checked, typed and named in errors as
+        /// `schema.fields[i].key`.
+        func schemaFields() throws -> [SchemaField] {
+            guard case .table(let t)? = root["schema"], let v = t["fields"] else { return [] }
+            guard case .array(let items) = v else { throw wrong("schema", "fields", "a list of tables ([[schema.fields]])", v) }
+            let known = ["name", "source", "type", "timestamp_format", "required", "default"]
+            return try items.enumerated().map { i, item in
+                let key = "schema.fields[\(i)]"
+                guard case .table(let f) = item else {
+                    throw ConfigError(key: key, message: "expected a table ([[schema.fields]]), found \(item.typeName)")
+                }
+                for k in f.keys where !known.contains(k) {
+                    throw ConfigError(key: "\(key).\(k)", message: "unknown key; a field takes: \(known.joined(separator: ", "))")
+                }
+                func text(_ k: String) throws -> String? {
+                    switch f[k] {
+                    case nil: return nil
+                    case .string(let s)?: return s
+                    case let other?: throw ConfigError(key: "\(key).\(k)", message: "expected a string, found \(other.typeName)")
+                    }
+                }
+                guard let name = try text("name") else { throw ConfigError(key: "\(key).name", message: "is required") }
+                var field = SchemaField(name: name, source: try text("source"))
+                if let t = try text("type") {
+                    guard let type = FieldType(rawValue: t) else {
+                        throw ConfigError(key: "\(key).type", message: "'\(t)' is not one of string, int64, double, bool, timestamp")
+                    }
+                    field.type = type
+                }
+                if let t = try text("timestamp_format") {
+                    guard let format = TimestampFormat(config: t) else {
+                        throw ConfigError(key: "\(key).timestamp_format", message: "'\(t)' is not rfc3339, epoch_s, epoch_ms, "
+                            + "epoch_us or a strftime pattern of %Y %m %d %e %j %H %M %S %f %b %z %T %%")
+                    }
+                    field.timestampFormat = format
+                }
+                switch f["required"] {
+                case nil: break
+                case .boolean(let b)?: field.required = b
+                case let other?: throw ConfigError(key: "\(key).required", message: "expected a boolean, found \(other.typeName)")
+                }
+                switch f["default"] {
+                case nil: break
+                case .string(let s)?: field.defaultText = s
+                case .integer(let n)?: field.defaultText = String(n)
+                case .float(let d)?: field.defaultText = String(d)
+                case .boolean(let b)?: field.defaultText = b ? "true" : "false"
+                case let other?: throw ConfigError(key: "\(key).default", message: "expected a string, number or boolean, found \(other.typeName)")
+                }
+                return field
             }
         }
 

@@ -25,12 +25,20 @@ public struct RejectReason: Error, Sendable, Equatable, CustomStringConvertible 
 
 /// The input formats the engine accepts (`[input] format`).
 public enum InputFormat: String, Sendable, CaseIterable {
+    /// The default: the generator's format, `<serial> <ISO-8601 timestamp> <LEVEL> <message>`,
+    /// or the seed JSON object when the line starts with `{` (what `auto` always did).
+    case seed
     /// `<serial> <ISO-8601 timestamp> <LEVEL> <message>`.
     case text
-    /// One JSON object per line: serial, timestamp|ts|time, level, message; other fields kept as `attributes`.
+    /// Without `[[schema.fields]]`: one seed JSON object per line (serial, timestamp|ts|time,
+    /// level, message; other fields kept as `attributes`). With fields: the configured mapping.
     case json
-    /// JSON when the first non-blank byte is `{`, else text.
+    /// Same as ``seed`` (the former default spelling).
     case auto
+    /// `[input] pattern`'s named groups become fields.
+    case regex
+    /// The whole value as one `value` string column.
+    case raw
 }
 
 /// Parses log lines into typed columns. Total: every byte sequence yields a record or a
@@ -78,7 +86,7 @@ public struct LogRecordParser: Sendable {
         switch format {
         case .text: return parseText(line)
         case .json: return parseJSON(line)
-        case .auto:
+        case .auto, .seed, .regex, .raw:
             var i = 0
             while i < line.count && (line[i] == 0x20 || line[i] == 0x09) { i += 1 }
             return i < line.count && line[i] == UInt8(ascii: "{") ? parseJSON(line) : parseText(line)

@@ -1,6 +1,8 @@
 import Parquet
 
-/// The columns of every Parquet object the engine writes (the interface users query).
+/// The columns of every Parquet object the engine writes for the seed formats (`seed`, `auto`,
+/// `text`, and `json` without `[[schema.fields]]`): the interface users query. Configured
+/// mappings build theirs from the configuration (``RecordParser/layout``).
 public enum OutputSchema {
     public static let serial = 0
     public static let eventTime = 1
@@ -50,6 +52,10 @@ public enum BatchMetadataKey {
     public static let size = "tidemark-size"
     public static let engineVersion = "tidemark-engine-version"
     public static let rejectedKey = "tidemark-rejected-key"
+    /// The canonical JSON description of the object's schema (``SchemaDescription``).
+    public static let schema = "tidemark-schema"
+    /// SHA-256 (hex) of ``schema``'s text.
+    public static let schemaFingerprint = "tidemark-schema-fingerprint"
 }
 
 /// The engine's version, written into object metadata and Parquet `created_by`.

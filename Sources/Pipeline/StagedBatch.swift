@@ -60,9 +60,12 @@ final class StagedBatchWriter {
     private var rejectedHasher = SHA256()
     private var rejectedSize: Int64 = 0
     private let topicBytes: [UInt8]
+    /// The columns of this batch's rows (one schema per object).
+    let layout: OutputLayout
 
     init(directory: String, topic: String, partition: Int32, startOffset: Int64, startTimestampMillis: Int64?,
-         options: ParquetWriterOptions, shared: ParquetWriterScratch? = nil) throws {
+         options: ParquetWriterOptions, shared: ParquetWriterScratch? = nil, layout: OutputLayout = .seed) throws {
+        self.layout = layout
         self.topic = topic
         self.partition = partition
         self.startOffset = startOffset
@@ -77,7 +80,7 @@ final class StagedBatchWriter {
         unlink(parquetPath + ".tmp")
         do {
             output = try HashingOutput(path: parquetPath + ".tmp")
-            writer = try ParquetWriter(output: output, schema: OutputSchema.schema, options: options, shared: shared)
+            writer = try ParquetWriter(output: output, schema: layout.schema, options: options, shared: shared)
         } catch {
             throw StagingError(path: parquetPath + ".tmp", message: "\(error)")
         }
@@ -97,13 +100,36 @@ final class StagedBatchWriter {
 
     /// Adds one Kafka record: parsed into a row, or written to the dead-letter file with its reason.
     func add(_ message: borrowing KafkaMessageView, parser: LogRecordParser, ingestMicros: Int64) throws {
+        try message.withValue { value in
+            let parsed: Result<ParsedRecord, RejectReason>
+            switch parser.parse(value) {
+            case .success(let r): parsed = .success(ParsedRecord(content: .seed(r), eventTimeMicros: r.eventTimeMicros))
+            case .failure(let e): parsed = .failure(e)
+            }
+            try add(message, value: value, parsed: parsed, ingestMicros: ingestMicros)
+        }
+    }
+
+    /// Adds one Kafka record with the configured parser: parses it and calls
+    /// ``add(_:value:parsed:ingestMicros:)``.
+    func add(_ message: borrowing KafkaMessageView, parser: RecordParser, ingestMicros: Int64) throws {
+        try message.withValue { value in
+            try add(message, value: value, parsed: parser.parse(value), ingestMicros: ingestMicros)
+        }
+    }
+
+    /// Adds one Kafka record already parsed (by ``RecordParser/parse(_:)``, from `value`, the
+    /// message's value as `message.withValue` passes it): a row in this batch's layout, or a
+    /// dead-letter line with the reason.
+    func add(_ message: borrowing KafkaMessageView, value: UnsafeRawBufferPointer, parsed: Result<ParsedRecord, RejectReason>,
+             ingestMicros: Int64) throws {
         let offset = message.offset
         precondition(offset > endOffset, "offsets must increase within a batch")
         let ts = message.timestamp.milliseconds
-        let count = message.valueCount
-        try message.withValue { value in
-            switch parser.parse(value) {
-            case .success(let r):
+        switch parsed {
+        case .success(let record):
+            switch record.content {
+            case .seed(let r):
                 writer.append(r.serial, column: OutputSchema.serial)
                 writer.appendTimestamp(micros: r.eventTimeMicros, column: OutputSchema.eventTime)
                 writer.append(r.level, column: OutputSchema.level)
@@ -115,22 +141,75 @@ final class StagedBatchWriter {
                 if let a = r.attributes { writer.append(a, column: OutputSchema.attributes) } else {
                     writer.appendNull(column: OutputSchema.attributes)
                 }
-                writer.appendTimestamp(micros: ingestMicros, column: OutputSchema.ingestTime)
-                topicBytes.withUnsafeBytes { writer.append(utf8: $0, column: OutputSchema.kafkaTopic) }
-                writer.append(partition, column: OutputSchema.kafkaPartition)
-                writer.append(offset, column: OutputSchema.kafkaOffset)
-                if let ts { writer.appendTimestamp(micros: ts * 1000, column: OutputSchema.kafkaTimestamp) } else {
-                    writer.appendNull(column: OutputSchema.kafkaTimestamp)
+            case .fields(let values, let attributes):
+                for (column, v) in values.enumerated() { append(v, column: column, value: value) }
+                if let column = layout.attributesColumn {
+                    if let attributes { attributes.withUnsafeBytes { writer.append(utf8: $0, column: column) } } else {
+                        writer.appendNull(column: column)
+                    }
                 }
-                try writer.endRow()
-                goodCount += 1
-            case .failure(let reason):
-                try writeRejected(value, offset: offset, timestampMillis: ts, reason: reason.description)
-                rejectedCount += 1
+            case .raw(let range):
+                writer.append(utf8: UnsafeRawBufferPointer(rebasing: value[range]), column: 0)
             }
+            let c = layout.ingestColumn
+            writer.appendTimestamp(micros: ingestMicros, column: c)
+            topicBytes.withUnsafeBytes { writer.append(utf8: $0, column: c + 1) }
+            writer.append(partition, column: c + 2)
+            writer.append(offset, column: c + 3)
+            if let ts { writer.appendTimestamp(micros: ts * 1000, column: c + 4) } else {
+                writer.appendNull(column: c + 4)
+            }
+            if let column = layout.keyColumn {
+                if let key = message.withKey({ $0.map { KafkaKeyText.text($0) } }) { writer.append(key, column: column) } else {
+                    writer.appendNull(column: column)
+                }
+            }
+            if let column = layout.headersColumn {
+                if let headers = Self.headersJSON(message) { writer.append(headers, column: column) } else {
+                    writer.appendNull(column: column)
+                }
+            }
+            try writer.endRow()
+            goodCount += 1
+        case .failure(let reason):
+            try writeRejected(value, offset: offset, timestampMillis: ts, reason: reason.description)
+            rejectedCount += 1
         }
         endOffset = offset
-        inputBytes += count
+        inputBytes += value.count
+    }
+
+    @inline(__always) private func append(_ v: FieldValue, column: Int, value: UnsafeRawBufferPointer) {
+        switch v {
+        case .null: writer.appendNull(column: column)
+        case .int64(let x): writer.append(x, column: column)
+        case .double(let x): writer.append(x, column: column)
+        case .bool(let x): writer.append(x, column: column)
+        case .timestamp(let x): writer.appendTimestamp(micros: x, column: column)
+        case .slice(let r): writer.append(utf8: UnsafeRawBufferPointer(rebasing: value[r]), column: column)
+        case .text(let s): writer.append(s, column: column)
+        }
+    }
+
+    /// `kafka_headers`: a JSON object of the headers, values by the ``KafkaKeyText`` rule (text,
+    /// or `base64:`...), a header without a value as null; a name given twice keeps its last
+    /// value. Nil when the record has no headers.
+    static func headersJSON(_ message: borrowing KafkaMessageView) -> String? {
+        var pairs: [(String, String?)] = []
+        message.forEachHeader { name, value in
+            let text = value.map { KafkaKeyText.text($0) }
+            if let i = pairs.firstIndex(where: { $0.0 == name }) { pairs[i].1 = text } else { pairs.append((name, text)) }
+        }
+        guard !pairs.isEmpty else { return nil }
+        var out: [UInt8] = [UInt8(ascii: "{")]
+        for (i, (name, text)) in pairs.enumerated() {
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            JSONText.appendString(name, to: &out)
+            out.append(UInt8(ascii: ":"))
+            if let text { JSONText.appendString(text, to: &out) } else { out += Array("null".utf8) }
+        }
+        out.append(UInt8(ascii: "}"))
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// One JSON object per rejected record: topic, partition, offset, kafka_timestamp_ms,

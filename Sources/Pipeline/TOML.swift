@@ -5,7 +5,7 @@ import Foundation
 /// Hand-written on purpose: the Swift TOML package available here (LebJe/TOMLKit 0.6.0) cannot
 /// be resolved offline, because its manifest depends on karwa/swift-checkit, which is not
 /// available; see docs/architecture.md. This reader covers the TOML the config uses: tables
-/// (`[a]`, `[a.b]`), bare and quoted keys, dotted keys, basic and literal strings (with escapes),
+/// (`[a]`, `[a.b]`), arrays of tables (`[[a.b]]`), bare and quoted keys, dotted keys, basic and literal strings (with escapes),
 /// integers (with `_`), floats, booleans, arrays (multi-line allowed), inline tables, and
 /// comments. Anything else is a ``TOMLError`` naming the line.
 public enum TOMLValue: Sendable, Equatable {
@@ -50,6 +50,8 @@ public enum TOML {
         var root: [String: TOMLValue] = [:]
         var current: [String] = []
         var definedTables: Set<[String]> = []
+        /// The `[[array.table]]` being filled, if the last header was one.
+        var arrayTable: [String]?
 
         init(bytes: [UInt8]) { self.bytes = bytes }
 
@@ -82,9 +84,21 @@ public enum TOML {
             while true {
                 skipBlank()
                 guard let c = peek() else { break }
-                if c == UInt8(ascii: "[") {
+                if c == UInt8(ascii: "["), peek(1) == UInt8(ascii: "[") {
+                    // [[a.b]]: appends a table to the array a.b; keys below go into it.
+                    i += 2
+                    skipSpaces()
+                    let path = try keyPath()
+                    skipSpaces()
+                    guard peek() == UInt8(ascii: "]"), peek(1) == UInt8(ascii: "]") else { throw fail("expected ]] after array table name") }
+                    i += 2
+                    try Self.appendArrayTable(&root, path[...], line: line)
+                    current = path
+                    arrayTable = path
+                    try endOfLine()
+                } else if c == UInt8(ascii: "[") {
                     i += 1
-                    guard peek() != UInt8(ascii: "[") else { throw fail("arrays of tables are not supported") }
+                    arrayTable = nil
                     skipSpaces()
                     let path = try keyPath()
                     skipSpaces()
@@ -102,7 +116,12 @@ public enum TOML {
                     i += 1
                     skipSpaces()
                     let v = try value()
-                    try insert(current + path, v)
+                    if let a = arrayTable {
+                        let line = self.line
+                        try Self.withLastArrayTable(&root, a[...], line: line) { try Self.insert(into: &$0, path, v, line: line) }
+                    } else {
+                        try insert(current + path, v)
+                    }
                     try endOfLine()
                 }
             }
@@ -260,6 +279,45 @@ public enum TOML {
             case let v?: throw TOMLError(line: line, message: "key '\(first)' is a \(v.typeName), not a table")
             }
             try ensure(&sub, path.dropFirst(), line: line)
+            table[first] = .table(sub)
+        }
+
+        static func appendArrayTable(_ table: inout [String: TOMLValue], _ path: ArraySlice<String>, line: Int) throws {
+            guard let first = path.first else { return }
+            if path.count == 1 {
+                switch table[first] {
+                case nil: table[first] = .array([.table([:])])
+                case .array(var items)? where items.allSatisfy({ if case .table = $0 { return true } else { return false } }):
+                    items.append(.table([:]))
+                    table[first] = .array(items)
+                case let v?: throw TOMLError(line: line, message: "key '\(first)' is a \(v.typeName), not an array of tables")
+                }
+                return
+            }
+            var sub: [String: TOMLValue]
+            switch table[first] {
+            case nil: sub = [:]
+            case .table(let t)?: sub = t
+            case let v?: throw TOMLError(line: line, message: "key '\(first)' is a \(v.typeName), not a table")
+            }
+            try appendArrayTable(&sub, path.dropFirst(), line: line)
+            table[first] = .table(sub)
+        }
+
+        static func withLastArrayTable(_ table: inout [String: TOMLValue], _ path: ArraySlice<String>, line: Int,
+                                       _ body: (inout [String: TOMLValue]) throws -> Void) throws {
+            guard let first = path.first else { return }
+            if path.count == 1 {
+                guard case .array(var items)? = table[first], case .table(var last)? = items.last else {
+                    throw TOMLError(line: line, message: "key '\(first)' is not an array of tables")
+                }
+                try body(&last)
+                items[items.count - 1] = .table(last)
+                table[first] = .array(items)
+                return
+            }
+            guard case .table(var sub)? = table[first] else { throw TOMLError(line: line, message: "key '\(first)' is not a table") }
+            try withLastArrayTable(&sub, path.dropFirst(), line: line, body)
             table[first] = .table(sub)
         }
 

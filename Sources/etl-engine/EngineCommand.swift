@@ -82,6 +82,14 @@ struct EngineCommand: ParsableCommand {
               max_bytes = "128MiB"
               max_age = "60s"
 
+            Input formats ([input] format): "seed" (default, the same as "auto": the generator's \
+            text line, or the seed JSON when the line starts with "{"; "text" is the text line \
+            only), "json" (with [[schema.fields]]: a mapping of \
+            JSON paths such as "@timestamp" or "http.status" to typed columns; without: the seed \
+            JSON), "regex" ([input] pattern with named groups, e.g. nginx access logs) and "raw" \
+            (the whole value as one string column). Records that do not map go to the dead-letter \
+            store with a reason naming the field. See tidemark.example.toml and docs/operations.md.
+
             Static group membership: [kafka] instance_id sets librdkafka's group.instance.id, so a \
             restart after kill -9 takes its old place without waiting for the session timeout. \
             By default it is derived from the host name and the staging directory (stable across \
@@ -119,6 +127,9 @@ struct EngineCommand: ParsableCommand {
 
     @Flag(name: .long, help: "Validate the configuration and connectivity (manifest, object store, Kafka), then exit.")
     var check = false
+
+    @Flag(name: .long, help: "Start even though the configured output schema changes incompatibly from the manifest's current one (removed, renamed or retyped fields, optional->required, another format); see docs/operations.md \"Schema changes\".")
+    var acceptSchemaChange = false
 
     @Flag(name: .long, help: "Print the failpoint names TIDEMARK_FAILPOINTS accepts, one per line in commit-protocol order, then exit 0 (no configuration needed).")
     var listFailpoints = false
@@ -182,7 +193,7 @@ struct EngineCommand: ParsableCommand {
         HeapTuning.limitHeapRetention()
         let engine: Engine
         do {
-            engine = try Engine(config: cfg, logger: logger)
+            engine = try Engine(config: cfg, logger: logger, acceptSchemaChange: acceptSchemaChange)
         } catch {
             failure("cannot start: \(error)")
             throw ExitCode(2)
