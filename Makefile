@@ -7,7 +7,7 @@ PREFIX  ?= /usr/local
 TEST_STACK_DIR ?= $(CURDIR)/.stack-test
 EXECUTABLES := etl-engine etl-recover etl-audit etl-loggen etl-produce etl-devbroker
 
-.PHONY: all deps build test chaos demo bench bench-parse bench-parquet bench-kafka bench-objectstore bench-e2e bench-recovery bench-audit-deep bench-audit-fleet bench-layout clean install stack-up stack-down
+.PHONY: all deps build test chaos demo bench bench-parse bench-parquet bench-kafka bench-objectstore bench-e2e bench-recovery bench-audit-deep bench-audit-fleet bench-layout clean install package package-test stack-up stack-down
 
 all: build
 
@@ -98,10 +98,23 @@ install: build
 		install -m 0755 "$$($(SWIFT) build -c release --show-bin-path)/$$e" "$(DESTDIR)$(PREFIX)/bin/$$e"; \
 		echo "installed $(DESTDIR)$(PREFIX)/bin/$$e"; done
 
+# dist/tidemark_<version>_<arch>.deb (tools/package; docs/production.md): a release build with the
+# Swift runtime linked statically (in .build-static/, beside the normal .build/), the executables,
+# the tidemark-engine.service unit, /etc/tidemark/tidemark.toml. Needs dpkg-dev (dpkg-shlibdeps).
+package: deps
+	tools/package
+
+# Installs the .deb into a clean Debian 12 tree (debootstrap --variant=minbase, cached in
+# .package-test/) with apt-get, then runs etl-engine --version and --check there against
+# etl-devbroker from the package. Needs root (chroot, mount), the network (deb.debian.org) and
+# apt-get install debootstrap dpkg-dev. Not part of make test.
+package-test: package
+	tools/package-test
+
 clean:
 	-tools/stack down
 	-TIDEMARK_STACK_DIR=$(TEST_STACK_DIR) tools/stack down
 	-TIDEMARK_STACK_DIR=$(CURDIR)/.stack-demo tools/stack down
 	-TIDEMARK_STACK_DIR=$(CURDIR)/.stack-bench tools/stack down
 	-tools/tansu down
-	rm -rf .build .stack .stack-test .stack-demo .stack-bench .tansu demo-output build
+	rm -rf .build .build-static .stack .stack-test .stack-demo .stack-bench .tansu demo-output build dist

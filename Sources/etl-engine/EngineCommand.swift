@@ -109,7 +109,8 @@ struct EngineCommand: ParsableCommand {
             credentials, KMS): the message says what to check. Transient failures (5xx, \
             throttling, timeouts) are retried with exponential backoff and jitter (at most 30 s \
             apart), counted in tidemark_retries_total.
-            """
+            """,
+        version: tidemarkVersion
     )
 
     @Option(name: .long, help: ArgumentHelp("The TOML configuration file.", valueName: "path"))

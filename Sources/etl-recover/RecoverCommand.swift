@@ -38,7 +38,8 @@ struct RecoverCommand: ParsableCommand {
             msg, source, metadata); with "json" the "cannot run" failure is a JSON line too. \
             ${NAME} and ${file:/path} references in the configuration are resolved as for \
             etl-engine.
-            """
+            """,
+        version: tidemarkVersion
     )
 
     @Option(name: .long, help: ArgumentHelp("The engine's TOML configuration file.", valueName: "path"))
