@@ -8,7 +8,8 @@
 //   ObjectStore                  S3 over libcurl (SigV4, multipart, conditional writes) and file:// store
 //   KafkaSource                  librdkafka consumer/producer wrapper (manual offsets, rebalance hooks)
 //   Manifest                     SQLite write-ahead manifest (through GRDB)
-//   Pipeline                     the engine: transform, batching, commit protocol (docs/protocol.md)
+//   Pipeline                     the engine: transform, batching, commit protocol (docs/protocol.md);
+//                                config file parsed by TOMLKit (toml++)
 //   FileProducer                 log generator, file tailer, checkpoint, exactly-once file -> Kafka producer
 //   KafkaMock                    librdkafka's mock cluster: etl-devbroker and tests only
 //   TidemarkLogging              the executables' log formats (text, JSON lines) for swift-log
@@ -39,6 +40,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
     targets: [
         // MARK: C libraries
@@ -102,6 +104,7 @@ let package = Package(
                 "Manifest", "Parquet", "ObjectStore", "KafkaSource", "CMalloc",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "TOMLKit", package: "TOMLKit"),
             ],
             swiftSettings: [
                 // Engine.handle touches the engine's stored properties per record; in release
