@@ -8,7 +8,8 @@
 //   ObjectStore                  S3 over libcurl (SigV4, multipart, conditional writes) and file:// store
 //   KafkaSource                  librdkafka consumer/producer wrapper (manual offsets, rebalance hooks)
 //   Manifest                     SQLite write-ahead manifest (through GRDB)
-//   Pipeline                     the engine: transform, batching, commit protocol (docs/protocol.md)
+//   Pipeline                     the engine: transform, batching, commit protocol (docs/protocol.md);
+//                                config file parsed by TOMLKit (toml++)
 //   FileProducer                 log generator, file tailer, checkpoint, exactly-once file -> Kafka producer
 //   KafkaMock                    librdkafka's mock cluster: etl-devbroker and tests only
 //   EngineHTTP                   /metrics, /healthz, /ready over Hummingbird (keeps NIO out of Pipeline)
@@ -45,6 +46,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
     targets: [
         // MARK: C libraries
@@ -110,6 +112,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "TOMLKit", package: "TOMLKit"),
             ],
             swiftSettings: [
                 // Engine.handle touches the engine's stored properties per record; in release

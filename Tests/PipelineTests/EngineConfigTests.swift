@@ -123,7 +123,10 @@ struct EngineConfigTests {
 
     @Test("TOML syntax errors name the line")
     func syntaxErrors() {
-        for (text, line) in [("a = 1\nb = \n", 2), ("[t]\nx = \"unterminated\n", 2), ("a = 1\na = 2", 2), ("x = [1, 2\n", 2)] {
+        // An array still open at the end of the document is reported at the end of its last line
+        // (toml++ places end-of-file there), which is the line to fix.
+        for (text, line) in [("a = 1\nb = \n", 2), ("[t]\nx = \"unterminated\n", 2), ("a = 1\na = 2", 2), ("x = [1, 2\n", 1),
+                             ("x = [\n  1,\n  2\n", 3)] {
             do {
                 _ = try TOML.parse(text)
                 Issue.record("accepted \(text)")
@@ -137,6 +140,63 @@ struct EngineConfigTests {
             "a": .string("x\u{e9}\n"), "b": .array([.string("l"), .string("m")]),
             "c": .table(["d": .integer(1), "e": .table(["f": .boolean(true)])]), "g": .integer(1000), "h": .float(1.5),
         ])
+    }
+
+    @Test("syntax errors also name the column, and a duplicate key is one")
+    func syntaxErrorColumns() {
+        for (text, line, column) in [("a = 1\nb = \n", 2, 5), ("a = 1\na = 2", 2, 5), ("[x]\na = 1\n[x]\n", 3, 1),
+                                     ("a = 9223372036854775808\n", 1, 24)] {
+            do {
+                _ = try TOML.parse(text)
+                Issue.record("accepted \(text)")
+            } catch let e as TOMLError {
+                #expect(e.line == line && e.column == column, "\(text): \(e)")
+                #expect("\(e)".hasPrefix("line \(line), column \(column): "), "\(e)")
+            } catch {
+                Issue.record("\(error)")
+            }
+        }
+    }
+
+    @Test("the TOML the config relies on: quoted dotted keys stay one key, strings keep $ as written, multi-line strings, Int64 bounds")
+    func parsedValues() throws {
+        let root = try TOML.parse(#"""
+            [kafka.properties]
+            "sasl.password" = '${file:/run/secrets/kafka}'
+            ssl.ca.location = "/etc/ca.pem"
+            "sasl.jaas" = """
+            one \
+              two
+            $${HOME}"""
+            big = 9_223_372_036_854_775_807
+            small = -9223372036854775808
+            hex = 0xff
+            raw = '''
+            C:\dir\${X}'''
+            """#)
+        #expect(root == ["kafka": .table(["properties": .table([
+            "sasl.password": .string("${file:/run/secrets/kafka}"),
+            "ssl": .table(["ca": .table(["location": .string("/etc/ca.pem")])]),
+            "sasl.jaas": .string("one two\n$${HOME}"),
+            "big": .integer(Int64.max), "small": .integer(Int64.min), "hex": .integer(255),
+            "raw": .string(#"C:\dir\${X}"#),
+        ])])])
+    }
+
+    @Test("dates are refused naming the key; a NUL byte is refused naming the line")
+    func refusedValues() {
+        for (text, expected) in [("[sink]\nregion = 2024-01-02\n", "sink.region: "),
+                                 ("[kafka.properties]\n\"a.b\" = [1, 10:11:12]\n", "kafka.properties.\"a.b\".[1]: "),
+                                 ("a = 1\nb = \"x\u{0}y\"\n", "line 2: ")] {
+            do {
+                _ = try TOML.parse(text)
+                Issue.record("accepted \(text)")
+            } catch let e as TOMLError {
+                #expect("\(e)".hasPrefix(expected), "\(e)")
+            } catch {
+                Issue.record("\(error)")
+            }
+        }
     }
 
     @Test("durations and sizes", arguments: [("500ms", 500), ("5s", 5000), ("2m", 120_000), ("1h", 3_600_000), ("1.5", 1500)])
