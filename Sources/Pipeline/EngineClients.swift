@@ -86,7 +86,10 @@ extension Engine {
     @discardableResult
     public func check() throws -> [String] {
         var report: [String] = []
-        if let s3 = store as? S3Store {
+        // The engine's store counts requests for the metrics (InstrumentedObjectStore); the S3
+        // facts are the wrapped store's.
+        let s3Store = ((store as? InstrumentedObjectStore)?.base ?? store) as? S3Store
+        if let s3 = s3Store {
             _ = try s3.currentCredentials()
             report.append("credentials: \(s3.credentialSource)")
             let region = AWSRegion.resolve(explicit: config.sink.region, profile: s3.configuration.profile)
@@ -100,7 +103,7 @@ extension Engine {
         let kms = config.sink.sse == "aws:kms" ? ", SSE-KMS key \(config.sink.sseKMSKeyID ?? "default")" : ""
         report.append("object store: listed the prefix; created and aborted a multipart upload at \(probeKey) "
             + "(PutObject, AbortMultipartUpload\(kms))")
-        if store is S3Store {
+        if s3Store != nil {
             if config.sink.conditionalWrites == "off" {
                 report.append("conditional writes: not probed (conditional_writes = \"off\")")
             } else {
