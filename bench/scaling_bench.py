@@ -18,6 +18,9 @@ Phases (--phases, default all):
               first record consumed (by any engine) after the first `kafka partitions revoked` line
               minus the last record consumed before it, from the sink's ingest_time column (one
               wall-clock reading per poll), beside the log times of revocation and assignment.
+  join-cooperative (not in the default list) the join phase with rebalance_protocol
+              cooperative-sticky: only the moving partitions stop; their pause is the
+              "moved_partitions_pause_s" (also reported for eager).
   takeover    two engines under the same producer; once both consume, kill -9 one; the takeover =
               the survivor's first record of the dead engine's partitions (min ingest_time after the
               kill) minus the kill time. Once at the default session_timeout (30 s) and once at 6 s.
@@ -71,7 +74,7 @@ class Engine:
     """One etl-engine process with its own staging dir, manifest and JSON log file."""
 
     def __init__(self, ctx, name, topic, group, sink_url, endpoint=None, session=None, batch=None, idle="5s",
-                 sink_extra=""):
+                 sink_extra="", protocol=None):
         self.ctx, self.name = ctx, name
         self.dir = os.path.join(ctx.work, name)
         os.makedirs(self.dir)
@@ -80,6 +83,7 @@ class Engine:
         with open(self.conf, "w") as f:
             f.write(f'[kafka]\nbrokers = "{ctx.stack.bootstrap}"\ntopics = ["{topic}"]\ngroup_id = "{group}"\n'
                     + (f'session_timeout = "{session}"\n' if session else "")
+                    + (f'rebalance_protocol = "{protocol}"\n' if protocol else "")
                     + f'[sink]\nurl = "{sink_url}"\n' + (f'endpoint = "{endpoint}"\n' if endpoint else "") + sink_extra
                     + f'[staging]\ndir = "{self.dir}/staging"\nmanifest = "{self.dir}/state/manifest.sqlite"\n'
                     + (f"[batch]\n{batch}\n" if batch else "")
@@ -244,7 +248,14 @@ def phase_throughput(ctx):
 
 def settled(engines, after):
     """Every running engine has had a `kafka partitions assigned` line after `after`, and no
-    revocation since its last assignment."""
+    revocation since its last assignment. With cooperative-sticky an engine that keeps its
+    partitions may get no new assignment: then the newest engine owning partitions and 3 s
+    without any rebalance line count as settled."""
+    newest = engines[-1].assignments()
+    if newest and newest[-1][1] and newest[-1][0] > after:
+        last = max([t for e in engines for t, _ in e.assignments()] + [t for e in engines for t in e.revocations()])
+        if time.time() - last > 3 and all(e.assignments() for e in engines):
+            return True
     for e in engines:
         a = [t for t, _ in e.assignments() if t > after]
         if not a:
@@ -254,16 +265,17 @@ def settled(engines, after):
     return True
 
 
-def phase_join(ctx):
-    topic, tag = "join", uuid.uuid4().hex[:6]
-    lake = os.path.join(ctx.work, "join-lake")
+def phase_join(ctx, protocol="eager"):
+    topic, tag = f"join-{protocol}", uuid.uuid4().hex[:6]
+    lake = os.path.join(ctx.work, f"{topic}-lake")
     prod = Producer(ctx, topic, ctx.args.rate)
     engines = []
     joins = []
     try:
         time.sleep(2)
         for i in range(3):
-            e = Engine(ctx, f"join-e{i + 1}", topic, f"join-{tag}", f"file://{lake}", session="6s", idle=None).start()
+            e = Engine(ctx, f"{topic}-e{i + 1}", topic, f"{topic}-{tag}", f"file://{lake}", session="6s", idle=None,
+                       protocol=protocol).start()
             engines.append(e)
             joins.append(e.started)
             wait_for(lambda: settled(engines, e.started), 120, f"the group to settle after {e.name} joined")
@@ -281,7 +293,12 @@ def phase_join(ctx):
     times = [r[2] for r in rows]
     import bisect
     events = []
-    first_assigned = [set(e.assignments()[0][1]) for e in engines]
+    # the partitions each engine got first (cooperative-sticky may first hand a new member an
+    # empty assignment, then the moved partitions in a second round)
+    first_assigned = [next((set(p) for _, p in e.assignments() if p), set()) for e in engines]
+    by_part = {}
+    for p, o, t in rows:
+        by_part.setdefault(p, []).append(t)
     for k in (1, 2):
         t_join = joins[k]
         revs = [t for e in engines[:k] for t in e.revocations() if t > t_join]
@@ -289,14 +306,32 @@ def phase_join(ctx):
         i = bisect.bisect_right(times, t_rev)
         last_before, first_after = times[i - 1], times[i]
         assigned = [(e.name, min(t for t, _ in e.assignments() if t > t_rev)) for e in engines[:k + 1]]
-        new_first = min((t for p, o, t in rows if t > t_rev and p in first_assigned[k]), default=None)
+        moved = first_assigned[k]
+        new_first = min((t for p, o, t in rows if t > t_rev and p in moved), default=None)
+        moved_last = max((t for p, o, t in rows if t <= t_rev and p in moved), default=None)
         ev = {"joining": engines[k].name, "members_after": k + 1,
               "join_to_revocation_s": t_rev - t_join,
               "pause_s": first_after - last_before,
               "last_record_before_revocation_to_revocation_s": t_rev - last_before,
               "assignment_after_revocation_s": {n: t - t_rev for n, t in assigned},
               "first_record_after_revocation_s": first_after - t_rev,
-              "joining_engine_first_record_after_its_start_s": (new_first - t_join) if new_first else None}
+              "joining_engine_first_record_after_its_start_s": (new_first - t_join) if new_first else None,
+              "moved_partitions": sorted(moved),
+              "moved_partitions_pause_s": (new_first - moved_last) if new_first and moved_last else None}
+        # per moved partition: its longest gap between consecutive records within 60 s of the join
+        per = []
+        for p in moved:
+            ts_p = [t for t in by_part.get(p, []) if t_join <= t <= t_join + 60]
+            if len(ts_p) > 1:
+                per.append(max(b - a for a, b in zip(ts_p, ts_p[1:])))
+        ev["moved_partition_longest_gap_s"] = {"min": min(per), "max": max(per)} if per else None
+        unmoved = [p for p in by_part if p not in moved]
+        per = []
+        for p in unmoved:
+            ts_p = [t for t in by_part[p] if t_join <= t <= t_join + 60]
+            if len(ts_p) > 1:
+                per.append(max(b - a for a, b in zip(ts_p, ts_p[1:])))
+        ev["other_partitions_longest_gap_s"] = {"min": min(per), "max": max(per)} if per else None
         # the longest gap between consecutive polls (any engine) within 60 s of the join
         lo, hi = bisect.bisect_left(times, t_join), bisect.bisect_right(times, t_join + 60)
         gaps = [(times[j + 1] - times[j], times[j] - t_join) for j in range(lo, max(lo, hi - 1))]
@@ -304,7 +339,7 @@ def phase_join(ctx):
         events.append(ev)
         log("join", json.dumps(ev))
     v = verify(ctx, topic, f"file://{lake}")
-    return {"rate": ctx.args.rate, "records": len(rows), "session_timeout": "6s", "events": events,
+    return {"protocol": protocol, "rate": ctx.args.rate, "records": len(rows), "session_timeout": "6s", "events": events,
             "per_engine": [summary_fields(e) for e in engines], "verify": v}
 
 
@@ -485,7 +520,7 @@ def main():
     ctx = Ctx()
     ctx.args, ctx.binp, ctx.bucket_made = args, binp, False
     P = args.partitions
-    topics = f"scale:{P} join:{P} killdefault:{P} kill6s:{P} big:4"
+    topics = f"scale:{P} join-eager:{P} join-cooperative-sticky:{P} killdefault:{P} kill6s:{P} big:4"
     results = {"command": " ".join(sys.argv), "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     raw = os.path.join(ROOT, ".build", "scaling-bench.json" if args.phases == ap.get_default("phases")
                        else f"scaling-bench-{args.phases.replace(',', '-')}.json")
@@ -503,6 +538,8 @@ def main():
                 results["throughput"] = phase_throughput(ctx)
             if "join" in phases:
                 results["join"] = phase_join(ctx)
+            if "join-cooperative" in phases:
+                results["join-cooperative"] = phase_join(ctx, "cooperative-sticky")
             if "takeover" in phases:
                 results["takeover"] = [phase_takeover(ctx, "6s"), phase_takeover(ctx, None)]
             if "s3" in phases:
