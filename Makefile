@@ -7,7 +7,7 @@ PREFIX  ?= /usr/local
 TEST_STACK_DIR ?= $(CURDIR)/.stack-test
 EXECUTABLES := etl-engine etl-recover etl-audit etl-loggen etl-produce etl-devbroker
 
-.PHONY: all deps build test chaos demo bench bench-parse bench-parquet bench-kafka bench-objectstore bench-e2e bench-recovery bench-audit-deep bench-audit-fleet bench-layout clean install package package-test stack-up stack-down
+.PHONY: all deps build test chaos demo bench bench-parse bench-parquet bench-kafka bench-objectstore bench-e2e bench-recovery bench-audit-deep bench-audit-fleet bench-layout bench-scaling clean install package package-test stack-up stack-down
 
 all: build
 
@@ -44,7 +44,7 @@ demo: deps
 	@tools/demo
 
 # Benchmarks (not tests): results and the commands behind them are in docs/benchmarks.md.
-bench: bench-parse bench-parquet bench-kafka bench-objectstore bench-e2e bench-recovery bench-audit-deep bench-audit-fleet bench-layout
+bench: bench-parse bench-parquet bench-kafka bench-objectstore bench-e2e bench-recovery bench-audit-deep bench-audit-fleet bench-layout bench-scaling
 
 # Records per second of one core for each input format's parser (seed text, seed JSON, configured
 # JSON mapping, regex/nginx, raw); release build. Results in docs/benchmarks.md ("Parsing").
@@ -85,6 +85,12 @@ bench-audit-deep: deps
 # Event-time layouts: objects per path when 0-5% of records arrive late (200,000 records, 3 templates).
 bench-layout: deps
 	python3 bench/layout_bench.py
+
+# 1, 2 and 3 engines in one consumer group (1,000,000 records, 24 partitions): records/s, the pause
+# when an engine joins, takeover after kill -9 (session_timeout 6 s and 30 s), S3 requests per GB
+# (through tools/s3_fault_proxy.py), manifest bytes per batch. Reading: docs/scaling.md.
+bench-scaling: deps
+	python3 bench/scaling_bench.py
 
 stack-up:
 	tools/stack up

@@ -10,7 +10,8 @@ Every request is forwarded to --upstream unless a fault rule matches it.
 Control endpoints (on the proxy itself):
     POST /__proxy__/rules   body: JSON list of rules; replaces the rules and clears the log
     GET  /__proxy__/log     JSON list of {"method", "path", "query", "action", "headers",
-                            "access_key_id"} for every request; "headers" holds only
+                            "access_key_id", "bytes"} for every request ("bytes": the
+                            request body's length); "headers" holds only
                             x-amz-server-side-encryption* and If-None-Match; "access_key_id" is
                             the key id in the SigV4 Authorization header's Credential= (not a
                             secret: it names the credential a request was signed with)
@@ -210,7 +211,7 @@ class Handler(BaseHTTPRequestHandler):
         auth = self.headers.get("Authorization") or ""
         key_id = auth.split("Credential=", 1)[1].split("/", 1)[0] if "Credential=" in auth else None
         STATE.record({"method": self.command, "path": parsed.path, "query": query, "action": action,
-                      "headers": logged, "access_key_id": key_id})
+                      "headers": logged, "access_key_id": key_id, "bytes": len(body)})
         if action == "status":
             status = rule.get("status", 500)
             return self._send(status, error_xml(rule.get("code", "InternalError"), "injected by s3_fault_proxy"),
