@@ -41,7 +41,7 @@ def log(*a):
     print("bench-memory:", *a, file=sys.stderr, flush=True)
 
 
-def engine_run(binp, stack, work, topic, sink, records, properties=()):
+def engine_run(binp, stack, work, topic, sink, records, properties=(), budget=None):
     """One `etl-engine --until-idle` with default settings; returns peak RSS (KiB), wall seconds,
     the run summary's fields, and the verify_sink.py verdict (when `records` > 0)."""
     tag = uuid.uuid4().hex[:8]
@@ -53,6 +53,8 @@ def engine_run(binp, stack, work, topic, sink, records, properties=()):
         f.write(f'[kafka]\nbrokers = "{stack.bootstrap}"\ntopics = ["{topic}"]\ngroup_id = "mem-{tag}"\n'
                 f'[sink]\nurl = "{url}"\n' + (f'endpoint = "{stack.endpoint}"\n' if sink == "s3" else "") +
                 f'[staging]\ndir = "{run_dir}/staging"\nmanifest = "{run_dir}/state/manifest.sqlite"\n')
+        if budget:
+            f.write(f'[batch]\nmemory_budget = "{budget}"\n')
         if properties:
             f.write("[kafka.properties]\n" + "".join(f'"{k}" = "{v}"\n' for k, v in (p.split("=", 1) for p in properties)))
     started = time.monotonic()
@@ -111,6 +113,7 @@ def main():
     ap.add_argument("--stack", default=".stack-bench-memory", help="stack directory under the repository (default .stack-bench-memory)")
     ap.add_argument("--kafka-property", action="append", default=[], metavar="K=V",
                     help="a librdkafka property for every engine run (not a default setting: to find what takes memory)")
+    ap.add_argument("--memory-budget", help="[batch] memory_budget for every engine run (e.g. 8MiB: makes the budget act)")
     ap.add_argument("--bin", help="directory of the etl-engine and etl-devbroker to measure (default: release build)")
     args = ap.parse_args()
     counts = [int(x) for x in args.partitions.split(",")]
@@ -135,7 +138,7 @@ def main():
                 results.append(r)
             for sink in sinks:
                 for _ in range(args.runs):
-                    r = engine_run(binp, stack, work, f"mem{n}", sink, args.records, args.kafka_property)
+                    r = engine_run(binp, stack, work, f"mem{n}", sink, args.records, args.kafka_property, args.memory_budget)
                     r["partitions"], r["load"] = n, f"{args.records:,} records"
                     log(json.dumps(r))
                     results.append(r)
