@@ -38,6 +38,10 @@ public final class ParquetWriter {
     private var rowGroups: [RowGroupMeta] = []
     private var failure: ParquetError?
     private var closed = false
+    /// The shared budget this writer reports its buffered bytes to, if any.
+    private let budget: ParquetMemoryBudget?
+    /// Buffered bytes as last measured (and reported to `budget`).
+    private(set) var reportedBufferedBytes = 0
 
     private static let magic: [UInt8] = Array("PAR1".utf8)
 
@@ -58,6 +62,7 @@ public final class ParquetWriter {
         self.options = options
         self.output = output
         self.scratch = shared?.pages ?? PageScratch()
+        self.budget = shared?.memoryBudget
         let signal = self.signal
         let columns = schema.columns.map { ColumnWriter(column: $0, options: options, signal: signal) }
         self.columns = columns
@@ -91,11 +96,25 @@ public final class ParquetWriter {
             if ownsWorker { worker?.shutdown() }
             throw error
         }
+        budget?.register(self)
     }
 
     deinit {
+        budget?.unregister(self, reported: reportedBufferedBytes)
         if ownsWorker { worker?.shutdown() }
         hot.deallocate()
+    }
+
+    /// Rows buffered for the current row group.
+    public var bufferedRows: Int { rowsInGroup }
+
+    /// Records a new measurement of the buffered bytes with the shared budget, which may write
+    /// row groups (this writer's too) early.
+    private func report(_ bytes: Int) {
+        guard let budget, bytes != reportedBufferedBytes else { return }
+        let old = reportedBufferedBytes
+        reportedBufferedBytes = bytes
+        budget.report(from: old, to: bytes)
     }
 
     /// Rows completed with `endRow()` so far (all row groups).
@@ -225,6 +244,7 @@ public final class ParquetWriter {
             totalRows += 1
             rowsUntilCheck -= 1
             var full = rowsInGroup >= (options.rowGroupMaxRows ?? Int.max)
+            var measured: Int?
             if rowsUntilCheck <= 0 || largeValueSeen || signal.raised {
                 rowsUntilCheck = Self.checkInterval
                 largeValueSeen = false
@@ -235,9 +255,12 @@ public final class ParquetWriter {
                     bytes += c.estimatedBytes
                 }
                 full = full || bytes >= options.rowGroupMaxBytes
+                measured = bytes
             }
             if full {
                 try flushRowGroup()
+            } else if let measured {
+                report(measured)
             }
         } catch {
             fail(error as? ParquetError ?? ParquetError(.io, "\(error)"))
@@ -274,6 +297,7 @@ public final class ParquetWriter {
                     totalCompressedSize: position - start,
                     ordinal: Int16(truncatingIfNeeded: rowGroups.count)))
             rowsInGroup = 0
+            report(0)
         } catch {
             fail(error as? ParquetError ?? ParquetError(.io, "\(error)"))
             throw error
@@ -306,6 +330,7 @@ public final class ParquetWriter {
         }
         closed = true
         if ownsWorker { worker?.shutdown() }
+        report(0)
         return ParquetWriteSummary(rows: totalRows, rowGroups: rowGroups.count, bytesWritten: position)
     }
 

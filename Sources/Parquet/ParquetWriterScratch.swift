@@ -11,9 +11,15 @@
 /// each column in submission order, so files are byte-for-byte the same as with inline
 /// compression. A compression error fails every writer sharing the threads from then on.
 ///
+/// With a `memoryBudget` the sharing writers' buffered row groups are limited together
+/// (``ParquetMemoryBudget``): when they hold more, the largest are written out early.
+///
 /// Not thread-safe: only writers used from one thread, one call at a time, may share it.
 public final class ParquetWriterScratch {
     let pages = PageScratch()
+    /// The limit on what the sharing writers buffer together, or nil for none (each writer is
+    /// then bounded by its own `rowGroupMaxBytes` only).
+    public let memoryBudget: ParquetMemoryBudget?
     private let compressionThreads: Int
     private var compressors: [ParquetCompression: any PageCompressor] = [:]
     private var workers: [ParquetCompression: CompressionWorker] = [:]
@@ -22,8 +28,11 @@ public final class ParquetWriterScratch {
     ///
     /// - Parameter compressionThreads: threads that compress the data pages of every sharing
     ///   writer; 0 (default) compresses inline on the writers' thread.
-    public init(compressionThreads: Int = 0) {
+    /// - Parameter memoryBudget: bytes the sharing writers may buffer together (see
+    ///   ``ParquetMemoryBudget``); nil (default) for no shared limit.
+    public init(compressionThreads: Int = 0, memoryBudget: Int? = nil) {
         self.compressionThreads = max(0, compressionThreads)
+        self.memoryBudget = memoryBudget.map { ParquetMemoryBudget(limit: $0) }
     }
 
     deinit {

@@ -194,9 +194,11 @@ extension Engine {
         }
     }
 
-    /// Writer options for a new batch: the memory budget shared equally by the assigned
-    /// partitions' open batches (each buffers at most one row group), 1 MiB to 32 MiB a row
-    /// group, pages no larger than a quarter of it.
+    /// Writer options for a new batch: a row group of at most an equal share of the memory
+    /// budget (1 MiB to 32 MiB), pages no larger than a quarter of it. The 1 MiB floor keeps row
+    /// groups readable when many partitions are assigned; the budget itself holds across all
+    /// open batches through `writerScratch` (``ParquetMemoryBudget``), which writes the largest
+    /// row groups early when the open batches together buffer more.
     func rowGroupOptions() -> ParquetWriterOptions {
         var options = parquetOptions
         let share = config.batch.memoryBudget / max(1, partitions.count)

@@ -50,7 +50,10 @@ public final class Engine: @unchecked Sendable {
     /// live on the poll thread (created in `handle`, sealed or discarded there and in the
     /// rebalance callbacks it runs), so one set serves them all instead of one per assigned
     /// partition. The poll thread parses and encodes; pages are compressed on the other core.
-    let writerScratch = ParquetWriterScratch(compressionThreads: 1)
+    /// Its memory budget (`[batch] memory_budget`) holds for all open batches together: when
+    /// they buffer more, the largest row groups are written to their staged files early (the
+    /// batches stay open, so batch boundaries and the commit protocol do not change).
+    let writerScratch: ParquetWriterScratch
     let offsets = PollThreadOffsets()
     let executor: BatchExecutor
     let scheduler: UploadScheduler
@@ -171,6 +174,7 @@ public final class Engine: @unchecked Sendable {
         store = InstrumentedObjectStore(base: try Self.openStore(config: config, location: location, layout: layout, logger: logger),
                                         metrics: metrics)
         parquetOptions = Self.parquetOptions(config)
+        writerScratch = ParquetWriterScratch(compressionThreads: 1, memoryBudget: config.batch.memoryBudget)
         executor = BatchExecutor(manifest: manifest, store: store, layout: layout, offsets: offsets,
                                  partSize: Int64(config.sink.partSize), concurrency: config.sink.uploadConcurrency,
                                  quarantineDirectory: stagingDir + "/quarantine", logger: logger,

@@ -130,9 +130,11 @@ public struct EngineConfig: Sendable, Equatable {
         public var maxAge: Duration = .seconds(60)
         /// `[batch] max_in_flight`: sealed, uncommitted batches per partition before it pauses.
         public var maxInFlight: Int = 2
-        /// `[batch] memory_budget`: memory for the row groups of all open batches together; each
-        /// open batch gets an equal share (between 1 MiB and 32 MiB) as its row-group size, so
-        /// memory stays bounded however many partitions are assigned.
+        /// `[batch] memory_budget`: memory for the row groups of all open batches together. Each
+        /// open batch's row group is at most an equal share (between 1 MiB and 32 MiB); when the
+        /// open batches together buffer more than the budget, the largest row groups are written
+        /// to their staged files early (``ParquetMemoryBudget``), so the budget holds however
+        /// many partitions are assigned.
         public var memoryBudget: Int = 64 << 20
     }
 

@@ -67,6 +67,12 @@ extension Engine {
         meta["stage_object_store_s"] = "\(micros(executor.objectStoreMicros))"
         meta["stage_manifest_s"] = "\(micros(executor.manifestMicros))"
         meta["stage_offsets_s"] = "\(micros(executor.offsetMicros))"
+        if let budget = writerScratch.memoryBudget {
+            // What the open batches' row groups held together at most (after early writes), and
+            // how many row groups were written early to stay within `[batch] memory_budget`.
+            meta["buffered_peak_bytes"] = "\(budget.peakBufferedBytes)"
+            meta["early_row_groups"] = "\(budget.earlyRowGroups)"
+        }
         logger.info("run summary (first record consumed to last offset committed)", metadata: meta)
     }
 
