@@ -17,26 +17,9 @@ final class MetadataEmulator {
     /// `expirySeconds`.
     init(mode: String, expirySeconds: Double = 3600, authToken: String? = nil) throws {
         let script = LocalStack.packageRoot.appendingPathComponent("tools/aws_metadata_emulator.py").path
-        process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", script, "--mode", mode, "--port", "0", "--expiry-seconds", "\(expirySeconds)"]
-            + (authToken.map { ["--auth-token", $0] } ?? [])
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = FileHandle.standardError
-        try process.run()
-        var text = ""
-        while !text.contains("\n") {
-            let data = pipe.fileHandleForReading.availableData
-            if data.isEmpty { break }
-            text += String(decoding: data, as: UTF8.self)
-        }
-        guard let line = text.split(separator: "\n").first, line.hasPrefix("PORT "), let port = Int(line.dropFirst(5)) else {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-            throw Failed(description: "metadata emulator did not start: \(text)")
-        }
-        self.port = port
+        (process, port) = try startPortPrintingTool(
+            script, ["--mode", mode, "--port", "0", "--expiry-seconds", "\(expirySeconds)"] + (authToken.map { ["--auth-token", $0] } ?? []),
+            what: "metadata emulator")
     }
 
     /// `credentials_served`, `tokens_issued`, `rejected`.

@@ -54,6 +54,32 @@ func writeFile(_ bytes: [UInt8], in directory: URL, name: String = "data.bin") t
 }
 
 /// A running `tools/s3_fault_proxy.py` in front of moto_server, stopped by PID.
+/// Starts `python3 script arguments` (a test tool that binds 127.0.0.1 and prints `PORT <n>` as
+/// its first line) and returns the process and the port; a tool that does not start is killed
+/// by its PID and reported as `what`.
+func startPortPrintingTool(_ script: String, _ arguments: [String], what: String) throws -> (Process, Int) {
+    struct Failed: Error, CustomStringConvertible { var description: String }
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = ["python3", script] + arguments
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = FileHandle.standardError
+    try process.run()
+    var text = ""
+    while !text.contains("\n") {
+        let data = pipe.fileHandleForReading.availableData
+        if data.isEmpty { break }
+        text += String(decoding: data, as: UTF8.self)
+    }
+    guard let line = text.split(separator: "\n").first, line.hasPrefix("PORT "), let port = Int(line.dropFirst(5)) else {
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        throw Failed(description: "\(what) did not start: \(text)")
+    }
+    return (process, port)
+}
+
 final class FaultProxy {
     let process: Process
     let port: Int
@@ -66,26 +92,9 @@ final class FaultProxy {
     init(rules: String = "[]", verifyChecksums: Bool = false) throws {
         let stack = try LocalStack.current()
         let script = LocalStack.packageRoot.appendingPathComponent("tools/s3_fault_proxy.py").path
-        process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", script, "--upstream", stack.s3Endpoint, "--port", "0", "--rules", rules]
-            + (verifyChecksums ? ["--verify-checksums"] : [])
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = FileHandle.standardError
-        try process.run()
-        var text = ""
-        while !text.contains("\n") {
-            let data = pipe.fileHandleForReading.availableData
-            if data.isEmpty { break }
-            text += String(decoding: data, as: UTF8.self)
-        }
-        guard let line = text.split(separator: "\n").first, line.hasPrefix("PORT "), let port = Int(line.dropFirst(5)) else {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-            throw Failed(description: "fault proxy did not start: \(text)")
-        }
-        self.port = port
+        (process, port) = try startPortPrintingTool(
+            script, ["--upstream", stack.s3Endpoint, "--port", "0", "--rules", rules] + (verifyChecksums ? ["--verify-checksums"] : []),
+            what: "fault proxy")
     }
 
     /// Replaces the rules and clears the request log.

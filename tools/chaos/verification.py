@@ -142,3 +142,24 @@ def first_assignment_seconds(log_path):
             assigned = t
             break
     return (assigned - started).total_seconds() if started and assigned else None
+
+
+def kill_after_assignment(ctx, res, dep, rng, lo, hi, k):
+    """Starts the engine, waits until it logs its first assignment (a kill before that only
+    exercises the group join), sleeps a seeded uniform(lo, hi) seconds and kills it -9. Returns
+    False when the engine exited by itself first (recorded as a failure)."""
+    import time
+    from .processes import tail
+    e = dep.start_engine()
+    deadline = time.time() + 30
+    while time.time() < deadline and e.poll() is None and "partition assigned" not in tail(e.log_path, 1 << 20):
+        time.sleep(0.1)
+    time.sleep(rng.uniform(lo, hi))
+    if e.poll() is not None:
+        res.check(False, f"engine exited by itself (rc {e.returncode}) before kill {k + 1}: {tail(e.log_path, 800)}")
+        ctx.procs.forget(e)
+        return False
+    ctx.procs.kill9(e)
+    res.faults += 1
+    res.runs += 1
+    return True

@@ -6,9 +6,9 @@ import sys
 import time
 
 from ..deployment import Deployment, produce
-from ..processes import run_capture, tail
+from ..processes import run_capture
 from ..stack import Stack
-from ..verification import leftover_uploads, verify
+from ..verification import kill_after_assignment, leftover_uploads, verify
 
 TEMPLATE = 'path = "topic={topic}/dt={event_date}/hour={event_hour}"'
 
@@ -42,18 +42,8 @@ def scenario(ctx, res, work):
                        bad=0.01, short=True, dense=True, background=True, extra_args=late)
         try:
             for k in range(kills):
-                e = dep.start_engine()
-                deadline = time.time() + 30
-                while time.time() < deadline and e.poll() is None and "partition assigned" not in tail(e.log_path, 1 << 20):
-                    time.sleep(0.1)
-                time.sleep(rng.uniform(0.2, 3.0))
-                if e.poll() is not None:
-                    res.check(False, f"engine exited by itself (rc {e.returncode}) before kill {k + 1}: {tail(e.log_path, 800)}")
-                    ctx.procs.forget(e)
+                if not kill_after_assignment(ctx, res, dep, rng, 0.2, 3.0, k):
                     break
-                ctx.procs.kill9(e)
-                res.faults += 1
-                res.runs += 1
             rc = ctx.procs.wait(prod, 900)
             res.check(rc == 0, f"producer exit {rc}")
         finally:

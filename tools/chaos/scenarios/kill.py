@@ -5,9 +5,8 @@ import random
 import time
 
 from ..deployment import Deployment, produce
-from ..processes import tail
 from ..stack import Stack
-from ..verification import kill_phase, leftover_uploads, low_watermarks, verify
+from ..verification import kill_after_assignment, kill_phase, leftover_uploads, low_watermarks, verify
 
 
 def scenario(ctx, res, work):
@@ -34,21 +33,8 @@ def scenario(ctx, res, work):
         phases = collections.Counter()
         try:
             for k in range(kills):
-                e = dep.start_engine()
-                # Kill at a random time after the engine got its partitions (before that, a kill
-                # only exercises the group join), so kills land while batches are written,
-                # uploaded and committed.
-                deadline = time.time() + 30
-                while time.time() < deadline and e.poll() is None and "partition assigned" not in tail(e.log_path, 1 << 20):
-                    time.sleep(0.1)
-                time.sleep(rng.uniform(lo, hi))
-                if e.poll() is not None:
-                    res.check(False, f"engine exited by itself (rc {e.returncode}) before kill {k + 1}: {tail(e.log_path, 800)}")
-                    ctx.procs.forget(e)
+                if not kill_after_assignment(ctx, res, dep, rng, lo, hi, k):
                     break
-                ctx.procs.kill9(e)
-                res.faults += 1
-                res.runs += 1
                 for what in kill_phase(dep):
                     phases[what] += 1
                 if (k + 1) % (10 if not ctx.args.short else 3) == 0:
