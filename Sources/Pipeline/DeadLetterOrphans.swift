@@ -62,10 +62,15 @@ public enum DeadLetterOrphans {
         guard !deadLetters.isEmpty else { return [] }
         // Parquet objects per (topic, partition), by start offset.
         var starts: [String: [Int32: [Int64: String]]] = [:]
+        // A path template whose first segment varies lists every topic under one prefix: list
+        // each distinct prefix once.
+        var listings: [String: [String]] = [:]
         for topic in Set(deadLetters.map(\.parsed.topic)) {
-            let keys = try listed?.filter { $0.hasPrefix(layout.topicPrefix(topic)) }
-                ?? store.listAllObjects(prefix: layout.topicPrefix(topic)).map(\.key)
-            for key in keys {
+            let prefix = layout.topicPrefix(topic)
+            if listings[prefix] == nil {
+                listings[prefix] = try listed?.filter { $0.hasPrefix(prefix) } ?? store.listAllObjects(prefix: prefix).map(\.key)
+            }
+            for key in listings[prefix]! {
                 guard let k = layout.parseObjectKey(key), k.topic == topic else { continue }
                 starts[topic, default: [:]][k.partition, default: [:]][k.start] = key
             }
