@@ -9,8 +9,8 @@ import ServiceLifecycle
 import Synchronization
 
 /// The engine's HTTP endpoints on `[engine] metrics_host:metrics_port`, served by Hummingbird on
-/// an event loop group of its own (so neither the engine's poll thread nor Swift's cooperative
-/// pool carries it, and a slow or idle client never holds up another):
+/// SwiftNIO's process-wide event loop group (so neither the engine's poll thread nor Swift's
+/// cooperative pool carries it, and a slow or idle client never holds up another):
 ///
 /// - `GET /metrics`: Prometheus text exposition (format 0.0.4) of ``EngineMetrics``.
 /// - `GET /healthz`: 200 while the poll loop ran within ``EngineHealth/stallLimit``, else 503.
@@ -30,7 +30,6 @@ public final class EngineHTTPServer: Sendable {
     public let port: Int
     /// The host (address) bound.
     public let host: String
-    private let group: MultiThreadedEventLoopGroup
     private let task: Task<Void, Never>
     private let services: ServiceGroup
     private let executor: EventLoopTaskExecutor
@@ -40,11 +39,10 @@ public final class EngineHTTPServer: Sendable {
     /// Idle keep-alive connections are closed after this long.
     public static let idleTimeout = TimeAmount.seconds(30)
 
-    private init(port: Int, host: String, group: MultiThreadedEventLoopGroup, task: Task<Void, Never>, services: ServiceGroup,
+    private init(port: Int, host: String, task: Task<Void, Never>, services: ServiceGroup,
                  executor: EventLoopTaskExecutor, finished: DispatchSemaphore) {
         self.port = port
         self.host = host
-        self.group = group
         self.task = task
         self.services = services
         self.executor = executor
@@ -87,7 +85,13 @@ public final class EngineHTTPServer: Sendable {
     /// from any thread).
     public static func start(host: String, port: Int, metrics: EngineMetrics, logger: Logger,
                              startTimeout: Duration = .seconds(10)) throws -> EngineHTTPServer {
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        // NIO's singleton group lives as long as the process and is never shut down. A group of
+        // our own would have to be shut down at stop(), and when the graceful shutdown outlives
+        // its grace (a request in progress while Swift's global pool is busy) Hummingbird is
+        // cancelled with its quiesce promise still pending: shutting the group down under that
+        // promise makes NIO trap ("leaking promise") in debug builds. On a group that stays up,
+        // the promise completes when the last connection closes (at the latest, idleTimeout).
+        let group = MultiThreadedEventLoopGroup.singleton
         let bound = DispatchSemaphore(value: 0)
         let finished = DispatchSemaphore(value: 0)
         let outcome = StartOutcome()
@@ -127,13 +131,13 @@ public final class EngineHTTPServer: Sendable {
         let result = outcome.get()
         switch (waited, result) {
         case (.success, .success(let actual)?):
-            return EngineHTTPServer(port: actual, host: host, group: group, task: task, services: services, executor: executor,
+            return EngineHTTPServer(port: actual, host: host, task: task, services: services, executor: executor,
                                     finished: finished)
         case (_, .failure(let e)?):
-            shutDown(group, services: services, executor: executor, finished: finished)
+            shutDown(services: services, executor: executor, finished: finished)
             throw e
         default:
-            shutDown(group, services: services, executor: executor, finished: finished)
+            shutDown(services: services, executor: executor, finished: finished)
             throw StartError(description: "metrics: \(host):\(port) not listening after \(startTimeout)")
         }
     }
@@ -141,24 +145,23 @@ public final class EngineHTTPServer: Sendable {
     /// How long a request in progress may take to finish at stop() before it is cancelled.
     public static let shutdownGrace = Duration.seconds(3)
 
-    /// Shuts the service group down gracefully and, once it has ended, the event loop group. A
-    /// server that does not end within 10 s keeps its group (leaked, not shut under it: NIO
-    /// traps on that). Serving never needs Swift's global executor, but shutting down does
-    /// (timers: Hummingbird's date cache, the grace period): in a process whose global pool
+    /// Shuts the service group down gracefully and waits (at most 10 s) for it to end. The
+    /// listener closes first, so nothing new is accepted while a connection is still being
+    /// wound down. Serving never needs Swift's global executor, but shutting down
+    /// does (Hummingbird's date cache, its shutdown task): in a process whose global pool
     /// threads are all blocked, stop() takes until one is free or the 10 s.
-    private static func shutDown(_ group: MultiThreadedEventLoopGroup, services: ServiceGroup, executor: EventLoopTaskExecutor,
-                                 finished: DispatchSemaphore) {
+    private static func shutDown(services: ServiceGroup, executor: EventLoopTaskExecutor, finished: DispatchSemaphore) {
         Task.detached(executorPreference: executor) { await services.triggerGracefulShutdown() }
-        guard finished.wait(timeout: .now() + .seconds(10)) == .success else { return }
-        try? group.syncShutdownGracefully()
+        _ = finished.wait(timeout: .now() + .seconds(10))
     }
 
-    /// Stops serving: cancels the server (open connections are closed), waits for it to end (at
-    /// most 10 s) and shuts its event loop group down. Safe to call more than once.
+    /// Stops serving: shuts the server down gracefully (the listener closes, open connections
+    /// are closed once their request is answered) and waits for it to end, at most 10 s. Safe
+    /// to call more than once.
     public func stop() {
         let first = stopped.withLock { s in defer { s = true }; return !s }
         guard first else { return }
-        Self.shutDown(group, services: services, executor: executor, finished: finished)
+        Self.shutDown(services: services, executor: executor, finished: finished)
     }
 }
 
