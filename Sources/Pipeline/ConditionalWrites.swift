@@ -9,17 +9,22 @@ extension Engine {
     /// the store first (``conditionalWritesUsable(mode:store:key:logger:)``); with `auto` and
     /// a store that ignores the header, reopens it with
     /// ``S3Configuration/conditionalWrites`` off (HEAD before each commit).
-    static func openStore(config: EngineConfig, location: ObjectStoreLocation, layout: KeyLayout, logger: Logger) throws
-        -> any ObjectStore
+    ///
+    /// The store comes back wrapped in ``InstrumentedObjectStore``, and the probe already goes
+    /// through the wrapper: its requests (two PutObject, one DeleteObject, the second put
+    /// answered `alreadyExists`) are in `tidemark_s3_requests_total` like every other.
+    static func openStore(config: EngineConfig, location: ObjectStoreLocation, layout: KeyLayout, metrics: EngineMetrics,
+                          logger: Logger) throws -> InstrumentedObjectStore
     {
         var s3 = s3Configuration(config)
-        let store = try makeObjectStore(location: location, s3: s3, logger: logger)
-        guard store is S3Store, config.sink.conditionalWrites != "off" else { return store }
+        let base = try makeObjectStore(location: location, s3: s3, logger: logger)
+        let store = InstrumentedObjectStore(base: base, metrics: metrics)
+        guard base is S3Store, config.sink.conditionalWrites != "off" else { return store }
         let usable = try conditionalWritesUsable(mode: config.sink.conditionalWrites, store: store,
                                                  key: conditionalWritesProbeKey(layout), logger: logger)
         guard !usable else { return store }
         s3.conditionalWrites = false
-        return try makeObjectStore(location: location, s3: s3, logger: logger)
+        return InstrumentedObjectStore(base: try makeObjectStore(location: location, s3: s3, logger: logger), metrics: metrics)
     }
 
     /// A fresh `<prefix>/_tidemark_check/conditional-<uuid>` key.

@@ -171,8 +171,7 @@ public final class Engine: @unchecked Sendable {
         layout = try config.keyLayout(prefix: location.prefix)
         parser = try RecordParser(input: config.input, schema: config.schema)
         try Self.checkSchemaChange(parser.layout.description, manifest: manifest, accept: acceptSchemaChange, logger: logger)
-        store = InstrumentedObjectStore(base: try Self.openStore(config: config, location: location, layout: layout, logger: logger),
-                                        metrics: metrics)
+        store = try Self.openStore(config: config, location: location, layout: layout, metrics: metrics, logger: logger)
         parquetOptions = Self.parquetOptions(config)
         writerScratch = ParquetWriterScratch(compressionThreads: 1, memoryBudget: config.batch.memoryBudget)
         executor = BatchExecutor(manifest: manifest, store: store, layout: layout, offsets: offsets,

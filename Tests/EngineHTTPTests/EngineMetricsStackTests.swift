@@ -32,11 +32,14 @@ struct EngineMetricsStackTests {
     @Test("after a run: records_in equals records produced, lag 0 for each partition, freshness, S3, stages; /healthz and /ready 200")
     func metricsMoveAfterRun() throws {
         let stack = try LocalStack.current()
+        let bucket = uniqueName("metrics")
+        try createBucket(bucket, stack: stack)
         try withTemporaryDirectory { dir in
             let partitions = 4
             let produced = 6_000
+            // An S3 sink (moto): the S3 request metrics and the start-up probe are real requests.
             let setup = try EngineSetup(stack: stack, topic: uniqueName("m-run"), group: uniqueName("g"), directory: dir,
-                                        maxRecords: 1_000, maxAge: "1s")
+                                        sink: "s3://\(bucket)/m", maxRecords: 1_000, maxAge: "1s")
             try setup.produce(count: produced, partitions: partitions, badFraction: 0.01)
             let port = 20_000 + Int.random(in: 0..<20_000)
             let engine = try Self.startEngine(configPath: setup.configPath, port: port)
@@ -77,6 +80,12 @@ struct EngineMetricsStackTests {
             #expect(committed >= Double(partitions))
             #expect((f["tidemark_bytes_uploaded"]?.value("tidemark_bytes_uploaded_total") ?? 0) > 0)
             #expect((f["tidemark_s3_requests"]?.value("tidemark_s3_requests_total", ["operation": "put_object"]) ?? 0) >= committed)
+            // The start-up conditional-write probe is counted too: its second create is refused.
+            let probeRefusals = f["tidemark_s3_errors"]?.value("tidemark_s3_errors_total",
+                                                               ["operation": "put_object", "kind": "alreadyExists"]) ?? 0
+            #expect(probeRefusals >= 1, "the probe's refused second PutObject is on the page")
+            #expect((f["tidemark_s3_requests"]?.value("tidemark_s3_requests_total", ["operation": "delete_object"]) ?? 0) >= 1,
+                    "the probe's DeleteObject is on the page")
             for stage in ["seal", "upload", "commit"] {
                 let n = f["tidemark_batch_stage_seconds"]?.value("tidemark_batch_stage_seconds_count", ["stage": stage]) ?? 0
                 #expect(n >= committed, "stage \(stage): \(n) samples for \(committed) committed batches")
