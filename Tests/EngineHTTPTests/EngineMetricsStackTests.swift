@@ -142,4 +142,62 @@ struct EngineMetricsStackTests {
                     "the probe is being retried")
         }
     }
+    @Test("/ready follows assignment: of five engines on four partitions the one left out is 503 'no partition assigned' until a member leaves")
+    func readyFollowsAssignment() throws {
+        let stack = try LocalStack.current()
+        try withTemporaryDirectory { dir in
+            // The dev broker creates topics with 4 partitions; five members leave one without.
+            let topic = uniqueName("m-assign")
+            let group = uniqueName("g")
+            let setups = try (0..<5).map { i in
+                try EngineSetup(stack: stack, topic: topic, group: group, directory: dir.appendingPathComponent("e\(i)"))
+            }
+            try setups[0].produce(count: 400, partitions: 4)
+            let ports = (0..<5).map { i in 20_000 + i * 4_000 + Int.random(in: 0..<4_000) }
+            var engines: [Process] = []
+            defer { for e in engines { Self.stop(e) } }
+            for (setup, port) in zip(setups, ports) {
+                engines.append(try Self.startEngine(configPath: setup.configPath, port: port))
+            }
+            /// Each engine's (ready status, body, assigned partitions), once the group settled:
+            /// four ready and every partition assigned once.
+            func states() throws -> [(status: Int, body: String, assigned: Double)] {
+                try ports.map { port in
+                    let r = try httpGet(port, "/ready", timeout: 3)
+                    let m = try httpGet(port, "/metrics", timeout: 3)
+                    let f = m.status == 200 ? try parseExposition(m.body) : [:]
+                    return (r.status, r.body, f["tidemark_assigned_partitions"]?.value("tidemark_assigned_partitions") ?? -1)
+                }
+            }
+            var last: [(status: Int, body: String, assigned: Double)] = []
+            var deadline = Date().addingTimeInterval(90)
+            while Date() < deadline {
+                last = try states()
+                if last.filter({ $0.status == 200 }).count == 4, last.map(\.assigned).reduce(0, +) == 4 { break }
+                usleep(500_000)
+            }
+            #expect(last.filter { $0.status == 200 }.count == 4, "four members own a partition each: \(last)")
+            let out = last.firstIndex { $0.status != 200 }
+            #expect(out != nil)
+            if let out {
+                #expect(last[out].status == 503)
+                #expect(last[out].body.contains("no partition assigned"), "body: \(last[out].body)")
+                #expect(last[out].assigned == 0)
+                #expect(try httpGet(ports[out], "/healthz").status == 200, "not ready is not dead")
+                // A member with a partition leaves cleanly: the left-out one takes it over.
+                let leaving = (0..<5).first { $0 != out }!
+                kill(engines[leaving].processIdentifier, SIGTERM)
+                engines[leaving].waitUntilExit()
+                #expect(engines[leaving].terminationStatus == 0)
+                var now = HTTPAnswer(status: 0, body: "")
+                deadline = Date().addingTimeInterval(60)
+                while Date() < deadline {
+                    now = try httpGet(ports[out], "/ready", timeout: 3)
+                    if now.status == 200 { break }
+                    usleep(300_000)
+                }
+                #expect(now.status == 200, "the left-out engine takes a partition over: \(now.body)")
+            }
+        }
+    }
 }
