@@ -5,9 +5,14 @@ PREFIX  ?= /usr/local
 # `make test` runs its own stack in .stack-test/ so it never disturbs a stack started by hand
 # (tools/stack up) or by `make demo` in .stack/.
 TEST_STACK_DIR ?= $(CURDIR)/.stack-test
+# `make test`'s Tansu pass runs its own Tansu broker in .tansu-test/ (tools/tansu keeps .tansu/).
+TEST_TANSU_DIR ?= $(CURDIR)/.tansu-test
+# The broker-agnostic Kafka integration suites (no dev-broker fault injection): the second pass
+# of `make test` runs them against Tansu on librdkafka 2.16 (docs/kafka.md, "Kafka tests on Tansu").
+KAFKA_BROKER_SUITES := KafkaSourceTests.KafkaBrokerTests|IntegrationTests.KafkaBrokerIntegrationTests
 EXECUTABLES := etl-engine etl-recover etl-audit etl-loggen etl-produce etl-devbroker
 
-.PHONY: all deps build test chaos demo bench bench-parse bench-parquet bench-kafka bench-objectstore bench-e2e bench-recovery bench-audit-deep bench-audit-fleet bench-layout bench-scaling bench-memory clean install package package-test stack-up stack-down
+.PHONY: all deps build test test-tansu test-tansu-pass chaos demo bench bench-parse bench-parquet bench-kafka bench-objectstore bench-e2e bench-recovery bench-audit-deep bench-audit-fleet bench-layout bench-scaling bench-memory clean install package package-test stack-up stack-down
 
 all: build
 
@@ -20,16 +25,36 @@ build: deps
 	$(SWIFT) build -c release
 
 # Builds everything (failing on any compiler warning from project code), brings the local
-# stack up, runs every test (unit + integration) and brings the stack down again.
+# stack up, runs every test (unit + integration) on Debian's librdkafka 2.0.2 and brings the
+# stack down again; then runs the Kafka integration suites a second time, against Tansu on
+# librdkafka 2.16 (test-tansu-pass); then the short crash suite.
 test: deps
 	@mkdir -p .build
 	@$(SWIFT) build --build-tests 2>&1 | tee .build/test-build.log; test $${PIPESTATUS[0]} -eq 0
 	@if grep -E "^$(CURDIR)/(Sources|Tests)/[^:]+:[0-9]+:[0-9]+: warning:" .build/test-build.log; then \
 		echo "make test: compiler warnings in project code (listed above)"; exit 1; fi
-	@TIDEMARK_STACK_DIR=$(TEST_STACK_DIR) TIDEMARK_DEVBROKER=$$($(SWIFT) build --show-bin-path)/etl-devbroker \
+	@env -u TIDEMARK_KAFKA_BOOTSTRAP -u TIDEMARK_EXPECT_LIBRDKAFKA \
+		TIDEMARK_STACK_DIR=$(TEST_STACK_DIR) TIDEMARK_DEVBROKER=$$($(SWIFT) build --show-bin-path)/etl-devbroker \
 		tools/with-stack $(SWIFT) test --skip-build
+	@$(MAKE) --no-print-directory test-tansu-pass
 	@# The crash and fault suite, short form (< 5 min; owns its stacks; table in build/chaos-short/).
 	@python3 tools/chaos.py --short --bin $$($(SWIFT) build --show-bin-path)
+
+# The Kafka integration suites ($(KAFKA_BROKER_SUITES)) against Tansu (tools/with-tansu: own
+# broker in $(TEST_TANSU_DIR), its address in TIDEMARK_KAFKA_BOOTSTRAP, stopped by PID on any exit)
+# with the test binary on librdkafka 2.16 (LD_LIBRARY_PATH="$$(tools/librdkafka216)").
+# TIDEMARK_EXPECT_LIBRDKAFKA=2.16 makes every one of these tests fail unless 2.16 is the library
+# actually loaded. Fails (never skips) when Tansu or the 2.16 library is unavailable.
+# test-tansu builds first; test-tansu-pass expects the tests built (make test has just built them).
+test-tansu: deps
+	@$(SWIFT) build --build-tests 2>&1 | grep -E "error|warning: |Build complete" ; test $${PIPESTATUS[0]} -eq 0
+	@$(MAKE) --no-print-directory test-tansu-pass
+
+test-tansu-pass:
+	@lib="$$(tools/librdkafka216)" || { echo "make test: tools/librdkafka216 failed (tools/install-deps)"; exit 1; }; \
+		echo "make test: Kafka integration suites on Tansu, librdkafka 2.16 from $$lib"; \
+		TIDEMARK_TANSU_DIR=$(TEST_TANSU_DIR) TIDEMARK_EXPECT_LIBRDKAFKA=2.16 LD_LIBRARY_PATH="$$lib" \
+		tools/with-tansu $(SWIFT) test --skip-build --filter '$(KAFKA_BROKER_SUITES)'
 
 # The crash and fault suite, full form (< 30 min on 2 cores): kill -9 loop over 1,000,000
 # records, failpoint matrix, S3 and broker faults, rebalance/zombie, disk full, bad input,
@@ -128,4 +153,5 @@ clean:
 	-TIDEMARK_STACK_DIR=$(CURDIR)/.stack-demo tools/stack down
 	-TIDEMARK_STACK_DIR=$(CURDIR)/.stack-bench tools/stack down
 	-tools/tansu down
-	rm -rf .build .build-static .stack .stack-test .stack-demo .stack-bench .tansu demo-output build dist
+	-TIDEMARK_TANSU_DIR=$(TEST_TANSU_DIR) tools/tansu down
+	rm -rf .build .build-static .stack .stack-test .stack-demo .stack-bench .tansu .tansu-test demo-output build dist

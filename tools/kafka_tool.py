@@ -13,6 +13,14 @@ that the Swift code links, so data produced or checked here does not go through 
       --timeout seconds passed. Prints a JSON list of [partition, offset, value].
   kafka_tool.py commit --bootstrap B --topic T --group G --partition P --offset O
       Commits offset O for partition P in group G (tests use it to move a group's offset).
+  kafka_tool.py create-topic --bootstrap B --topic T --partitions P
+      Creates topic T with P partitions through the admin API (CreateTopics) and waits until
+      Metadata lists it with all P partitions. For brokers that do not create topics on first use
+      (Tansu); the dev broker has no CreateTopics and auto-creates topics with 4 partitions.
+      Prints {"created": T, "partitions": P}.
+
+Consumers set fetch.queue.backoff.ms=10: brokers that ignore max.partition.fetch.bytes (Tansu)
+otherwise leave fetching idle about 1 s at a time (docs/kafka.md).
 """
 import argparse
 import json
@@ -66,6 +74,7 @@ def consume(args):
         "enable.auto.commit": False,
         "auto.offset.reset": "earliest",
         "session.timeout.ms": 6000,
+        "fetch.queue.backoff.ms": 10,
     })
     c.subscribe([args.topic])
     out = []
@@ -112,6 +121,29 @@ def commit(args):
     return 0
 
 
+def create_topic(args):
+    from confluent_kafka.admin import AdminClient, NewTopic
+    admin = AdminClient({"bootstrap.servers": args.bootstrap})
+    futures = admin.create_topics([NewTopic(args.topic, args.partitions, 1)], operation_timeout=30)
+    try:
+        futures[args.topic].result(60)
+    except Exception as e:
+        print(json.dumps({"error": f"create {args.topic}: {e}"}), file=sys.stderr)
+        return 1
+    deadline = time.time() + 60
+    while True:
+        md = admin.list_topics(topic=args.topic, timeout=10).topics.get(args.topic)
+        if md is not None and md.error is None and len(md.partitions) == args.partitions:
+            break
+        if time.time() > deadline:
+            print(json.dumps({"error": f"{args.topic} not listed with {args.partitions} partitions within 60 s"}),
+                  file=sys.stderr)
+            return 1
+        time.sleep(0.1)
+    print(json.dumps({"created": args.topic, "partitions": args.partitions}))
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -135,8 +167,12 @@ def main():
     mp.add_argument("--group", required=True)
     mp.add_argument("--partition", type=int, required=True)
     mp.add_argument("--offset", type=int, required=True)
+    tp = sub.add_parser("create-topic")
+    tp.add_argument("--bootstrap", required=True)
+    tp.add_argument("--topic", required=True)
+    tp.add_argument("--partitions", type=int, required=True)
     args = ap.parse_args()
-    return {"produce": produce, "consume": consume, "commit": commit}[args.cmd](args)
+    return {"produce": produce, "consume": consume, "commit": commit, "create-topic": create_topic}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -190,10 +190,16 @@ public final class KafkaProducer {
     }
 
     /// Reads the last `count` records of a partition (fewer if the partition holds fewer), in
-    /// offset order, for the producer's resume rule: queries the watermarks, then reads
-    /// `[high - count, high)` with a temporary group-less consumer (`rd_kafka_assign`, no commits).
-    /// - Throws: ``KafkaError`` when the watermarks cannot be read or the records do not all
-    ///   arrive within `timeout`.
+    /// offset order, for the producer's resume rule: queries the watermarks, then reads from
+    /// `high - count` with a temporary group-less consumer (`rd_kafka_assign`, no commits) until
+    /// the end of the partition, and keeps the last `count` records.
+    ///
+    /// The end is where the fetch reports end-of-partition (at the Fetch answer's high
+    /// watermark), not the queried `high`: a broker may answer ListOffsets(latest) too low
+    /// (Tansu 0.6 answers the base offset of the last record batch + 1), and then reading only to
+    /// `high` would miss the newest records. With a correct `high` both ends are the same.
+    /// - Throws: ``KafkaError`` when the watermarks cannot be read or the end of the partition is
+    ///   not reached within `timeout`.
     public func lastMessages(topic: String, partition: Int32, count: Int, timeout: Duration) throws -> [KafkaMessage] {
         let deadline = ContinuousClock.now.advanced(by: timeout)
         var props = properties.filter { !["linger.ms", "compression.type", "batch.num.messages"].contains($0.key) }
@@ -227,10 +233,11 @@ public final class KafkaProducer {
         let list = RDKafkaTopicPartitionList([TopicPartition(topic: topic, partition: partition)], offset: start)
         try KafkaError.check(list.withListPointer { rd_kafka_assign(rk, $0) }, "assign", topic: topic, partition: partition)
         var out: [KafkaMessage] = []
-        while out.last.map({ $0.offset + 1 < high }) ?? true {
+        while true {
             let left = ContinuousClock.now.duration(to: deadline)
             guard left > .zero else {
-                throw KafkaError(code: .timedOut, message: "read \(out.count) of the last \(high - start) records",
+                throw KafkaError(code: .timedOut,
+                                 message: "read \(out.count) records from offset \(start) without reaching the end of the partition",
                                  operation: "read last messages", topic: topic, partition: partition)
             }
             guard let message = rd_kafka_consumer_poll(rk, min(left.milliseconds, 200)) else { continue }
@@ -238,13 +245,14 @@ public final class KafkaProducer {
             switch message.pointee.err {
             case RD_KAFKA_RESP_ERR_NO_ERROR:
                 out.append(KafkaMessageView(message, topic: topic).makeMessage())
+                if out.count > 2 * count { out.removeFirst(out.count - count) }
             case RD_KAFKA_RESP_ERR__PARTITION_EOF:
-                // Reached the end before `high`: records below high may be transaction markers.
-                if message.pointee.offset >= high { return out }
+                // The end of the partition as of this fetch (offsets between the last record and
+                // here may be transaction markers). An end below `high` is not the end yet.
+                if message.pointee.offset >= high { return Array(out.suffix(count)) }
             default:
                 throw KafkaError(message.pointee.err, operation: "read last messages", topic: topic, partition: partition)
             }
         }
-        return out
     }
 }

@@ -20,11 +20,13 @@ public enum RawKafka {
     }
 
     /// Produces `values` to `topic` (partition chosen by librdkafka unless given), waits for all
-    /// deliveries, and returns the number acknowledged by the broker.
-    public static func produce(bootstrap: String, topic: String, values: [String], partition: Int32? = nil) throws -> Int {
+    /// deliveries, and returns the number acknowledged by the broker. `properties` are added to
+    /// the client's configuration (e.g. ``KafkaTestBroker/clientProperties``).
+    public static func produce(bootstrap: String, topic: String, values: [String], partition: Int32? = nil,
+                               properties: [String: String] = [:]) throws -> Int {
         let conf = try makeConf([
             "bootstrap.servers": bootstrap, "enable.idempotence": "true", "acks": "all", "linger.ms": "5",
-        ])
+        ].merging(properties) { $1 })
         var errstr = [CChar](repeating: 0, count: 512)
         guard let rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, &errstr, errstr.count) else {
             throw Failure(description: "producer: \(String(nulTerminated: errstr))")
@@ -72,13 +74,14 @@ public enum RawKafka {
     public final class GroupConsumer {
         private let rk: OpaquePointer
 
-        public init(bootstrap: String, group: String, topic: String) throws {
+        /// `properties` are added to the client's configuration.
+        public init(bootstrap: String, group: String, topic: String, properties: [String: String] = [:]) throws {
             let conf = try makeConf([
                 "bootstrap.servers": bootstrap, "group.id": group,
                 "enable.auto.commit": "false", "enable.auto.offset.store": "false",
                 "auto.offset.reset": "earliest", "session.timeout.ms": "6000",
                 "topic.metadata.refresh.interval.ms": "1000",
-            ])
+            ].merging(properties) { $1 })
             var errstr = [CChar](repeating: 0, count: 512)
             guard let rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, &errstr, errstr.count) else {
                 throw Failure(description: "consumer: \(String(nulTerminated: errstr))")
