@@ -31,7 +31,7 @@ public struct KeyLayout: Sendable, Equatable {
 
     /// Kafka's rule for topic names (`[a-zA-Z0-9._-]{1,249}`, not "." or ".."). A valid topic
     /// contains no `/`, so a key can never leave the prefix.
-    /// (The rule is `[kafka] topics`' check, ``EngineConfig/Kafka/isValidTopic(_:)``.)
+    /// The rule itself is the `[kafka] topics` check's, ``EngineConfig/Kafka/isValidTopic(_:)``.
     public static func isValidTopic(_ topic: String) -> Bool {
         EngineConfig.Kafka.isValidTopic(topic)
     }
