@@ -8,8 +8,10 @@
 //   ObjectStore                  S3 over libcurl (SigV4, multipart, conditional writes) and file:// store
 //   KafkaSource                  librdkafka consumer/producer wrapper (manual offsets, rebalance hooks)
 //   Manifest                     SQLite write-ahead manifest (through GRDB)
+//   TidemarkConfig               the configuration: TOML file (TOMLKit, toml++), env overrides,
+//                                ${ENV}/${file:} references, defaults, the checks that need no parser
 //   Pipeline                     the engine: transform, batching, commit protocol (docs/protocol.md);
-//                                config file parsed by TOMLKit (toml++)
+//                                the config checks that need its parser and key layout
 //   FileProducer                 log generator, file tailer, checkpoint, exactly-once file -> Kafka producer
 //   KafkaMock                    librdkafka's mock cluster: etl-devbroker and tests only
 //   EngineHTTP                   /metrics, /healthz, /ready over Hummingbird (keeps NIO out of Pipeline)
@@ -105,14 +107,19 @@ let package = Package(
             dependencies: [.product(name: "GRDB", package: "GRDB.swift")]
         ),
         .target(
+            // No dependency on Pipeline: the checks that need the record parser or the key layout
+            // come in through EngineConfig.Checks (Pipeline's `.pipeline`).
+            name: "TidemarkConfig",
+            dependencies: [.product(name: "TOMLKit", package: "TOMLKit")]
+        ),
+        .target(
             name: "Pipeline",
             dependencies: [
-                "Manifest", "Parquet", "ObjectStore", "KafkaSource", "CMalloc",
+                "Manifest", "Parquet", "ObjectStore", "KafkaSource", "CMalloc", "TidemarkConfig",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
-                .product(name: "TOMLKit", package: "TOMLKit"),
             ],
             swiftSettings: [
                 // Engine.handle touches the engine's stored properties per record; in release
@@ -169,7 +176,7 @@ let package = Package(
         .executableTarget(
             name: "etl-engine",
             dependencies: [
-                "Pipeline", "EngineHTTP", "KafkaSource", "ObjectStore", "TidemarkLogging",
+                "Pipeline", "TidemarkConfig", "EngineHTTP", "KafkaSource", "ObjectStore", "TidemarkLogging",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -177,7 +184,7 @@ let package = Package(
         .executableTarget(
             name: "etl-audit",
             dependencies: [
-                "Pipeline", "KafkaSource", "ObjectStore", "Manifest", "TidemarkLogging",
+                "Pipeline", "TidemarkConfig", "KafkaSource", "ObjectStore", "Manifest", "TidemarkLogging",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -185,7 +192,7 @@ let package = Package(
         .executableTarget(
             name: "etl-recover",
             dependencies: [
-                "Pipeline", "KafkaSource", "ObjectStore", "Manifest", "TidemarkLogging",
+                "Pipeline", "TidemarkConfig", "KafkaSource", "ObjectStore", "Manifest", "TidemarkLogging",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -211,7 +218,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "parse-bench",
-            dependencies: ["Pipeline"]
+            dependencies: ["Pipeline", "TidemarkConfig"]
         ),
 
         .executableTarget(
@@ -254,13 +261,17 @@ let package = Package(
         ),
         .testTarget(
             name: "PipelineTests",
-            dependencies: ["Pipeline", "Manifest", "ObjectStore", "Parquet", "FileProducer", "TestSupport", "TidemarkLogging",
+            dependencies: ["Pipeline", "TidemarkConfig", "Manifest", "ObjectStore", "Parquet", "FileProducer", "TestSupport", "TidemarkLogging",
                            .product(name: "Logging", package: "swift-log")]
+        ),
+        .testTarget(
+            name: "TidemarkConfigTests",
+            dependencies: ["TidemarkConfig"]
         ),
         .testTarget(
             name: "FileProducerTests",
             dependencies: [
-                "FileProducer", "Pipeline", "TestSupport",
+                "FileProducer", "Pipeline", "TidemarkConfig", "TestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

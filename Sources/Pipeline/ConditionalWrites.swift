@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import ObjectStore
+import TidemarkConfig
 
 /// `[sink] conditional_writes`: whether the engine verifies at start that the object store
 /// honours `If-None-Match: *` (the commit protocol's conditional create, docs/protocol.md).

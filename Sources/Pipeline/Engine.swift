@@ -5,6 +5,7 @@ import Manifest
 import ObjectStore
 import Parquet
 import Synchronization
+import TidemarkConfig
 
 #if canImport(Glibc)
 import Glibc

@@ -1,3 +1,5 @@
+import TidemarkConfig
+
 /// A value of one configured field in a parsed record. String values that lie in the input as
 /// they are (no escapes) are byte ranges of it: no copy, no allocation.
 public enum FieldValue: Sendable, Equatable {

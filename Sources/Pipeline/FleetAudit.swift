@@ -2,6 +2,7 @@ import Foundation
 import KafkaSource
 import Logging
 import ObjectStore
+import TidemarkConfig
 
 // `etl-audit --fleet`: the audit of a whole consumer group (every engine of the fleet) from the
 // store alone. Engines that scale out share one group and one sink but each has its own

@@ -1,3 +1,5 @@
+import TidemarkConfig
+
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,4 +1,5 @@
 import KafkaSource
+import TidemarkConfig
 
 /// Object keys: a pure function of (topic, partition, start offset, and the record at the start
 /// offset: its Kafka timestamp, and with an event-time ``PathTemplate`` its event time), so any
@@ -30,12 +31,9 @@ public struct KeyLayout: Sendable, Equatable {
 
     /// Kafka's rule for topic names (`[a-zA-Z0-9._-]{1,249}`, not "." or ".."). A valid topic
     /// contains no `/`, so a key can never leave the prefix.
+    /// The rule itself is the `[kafka] topics` check's, ``EngineConfig/Kafka/isValidTopic(_:)``.
     public static func isValidTopic(_ topic: String) -> Bool {
-        guard !topic.isEmpty, topic.utf8.count <= 249, topic != ".", topic != ".." else { return false }
-        return topic.utf8.allSatisfy { c in
-            (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A)
-                || c == UInt8(ascii: ".") || c == UInt8(ascii: "_") || c == UInt8(ascii: "-")
-        }
+        EngineConfig.Kafka.isValidTopic(topic)
     }
 
     /// `YYYY-MM-DD` (UTC) of a Kafka timestamp in milliseconds; timestamps before the epoch or

@@ -1,4 +1,5 @@
 import Parquet
+import TidemarkConfig
 
 /// The Parquet columns a configuration writes and where the writer puts each part of a row.
 public struct OutputLayout: Sendable, Equatable {

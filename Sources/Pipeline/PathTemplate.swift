@@ -1,4 +1,5 @@
 import Foundation
+import TidemarkConfig
 
 /// `[sink] path`: the directory part of an object key, rendered from the record at a batch's
 /// start offset (docs/protocol.md, "Key" and "Path cut").

@@ -1,5 +1,6 @@
 import Foundation
 import Parquet
+import TidemarkConfig
 
 /// A record parsed by ``RecordParser``, ready for ``StagedBatchWriter``. String values may be
 /// byte ranges of the input it was parsed from: use it only while that input lives (inside

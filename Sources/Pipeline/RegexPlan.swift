@@ -1,4 +1,5 @@
 import Foundation
+import TidemarkConfig
 
 /// A compiled pattern. @unchecked Sendable: NSRegularExpression is immutable and documented
 /// thread-safe.

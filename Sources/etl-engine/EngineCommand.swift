@@ -5,6 +5,7 @@ import KafkaSource
 import Logging
 import ObjectStore
 import Pipeline
+import TidemarkConfig
 import TidemarkLogging
 
 #if canImport(Glibc)

@@ -5,6 +5,7 @@ import Logging
 import Manifest
 import ObjectStore
 import Pipeline
+import TidemarkConfig
 import TidemarkLogging
 
 /// `etl-recover`: reconciles the manifest, staging directory, multipart uploads and Kafka

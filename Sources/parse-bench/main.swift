@@ -9,6 +9,7 @@
 // into attributes), regex (nginx combined format, 7 typed fields), raw.
 import Foundation
 import Pipeline
+import TidemarkConfig
 
 #if canImport(Glibc)
 import Glibc

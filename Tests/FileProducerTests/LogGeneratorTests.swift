@@ -3,6 +3,7 @@ import Foundation
 import Pipeline
 import TestSupport
 import Testing
+import TidemarkConfig
 
 @Suite("etl-loggen: generator and rotating writer")
 struct LogGeneratorTests {

@@ -4,6 +4,7 @@ import ObjectStore
 import Pipeline
 import TestSupport
 import Testing
+import TidemarkConfig
 import TidemarkLogging
 
 /// `[sink] conditional_writes` and the start-up probe (issue 21, stretch).

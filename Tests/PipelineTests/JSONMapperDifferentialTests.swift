@@ -1,6 +1,7 @@
 import Foundation
 @testable import Pipeline
 import Testing
+import TidemarkConfig
 
 /// The JSON scanner against values known by construction: random objects are written as text
 /// (random whitespace, escapes, surrogate pairs, nesting) while the expected value of every

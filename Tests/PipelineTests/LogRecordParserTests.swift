@@ -1,6 +1,7 @@
 import Foundation
 import Pipeline
 import Testing
+import TidemarkConfig
 
 /// Microseconds since the epoch computed with Foundation's calendar, independent of the parser.
 private func foundationMicros(_ y: Int, _ mo: Int, _ d: Int, _ h: Int, _ mi: Int, _ s: Int, micros: Int = 0) -> Int64 {

@@ -2,6 +2,7 @@ import Foundation
 import Parquet
 import Pipeline
 import Testing
+import TidemarkConfig
 
 /// `[sink] compression` and `[sink] parquet_profile`: validated at start, documented, and
 /// carried into the writer options of every batch file.

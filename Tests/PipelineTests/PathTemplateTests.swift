@@ -2,6 +2,7 @@ import Foundation
 import KafkaSource
 import Pipeline
 import Testing
+import TidemarkConfig
 
 @Suite("path templates ([sink] path)")
 struct PathTemplateTests {

@@ -2,6 +2,7 @@ import Foundation
 import Parquet
 @testable import Pipeline
 import Testing
+import TidemarkConfig
 
 /// The configured mappings (issue 20): JSON paths, regex groups, raw, and their conversions.
 @Suite("record parser: configured schema")

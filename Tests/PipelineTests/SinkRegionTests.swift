@@ -2,6 +2,7 @@ import Foundation
 import ObjectStore
 import Pipeline
 import Testing
+import TidemarkConfig
 
 /// `[sink] region`: set or not, and the AWS region rule when it is not (issue 21).
 @Suite("sink region")

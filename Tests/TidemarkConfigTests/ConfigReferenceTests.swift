@@ -1,6 +1,6 @@
 import Foundation
-import Pipeline
 import Testing
+import TidemarkConfig
 
 /// `${NAME}` / `${file:/path}` references in the engine configuration (issue 21, secrets).
 @Suite("configuration references")
@@ -12,7 +12,7 @@ struct ConfigReferenceTests {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("tm-\(UUID()).toml")
         try toml.write(to: url, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(at: url) }
-        return try EngineConfig.load(path: url.path, environment: env)
+        return try EngineConfig.load(path: url.path, environment: env, checks: .configOnly)
     }
 
     /// The ConfigError loading `toml` throws (records an issue when it loads).
