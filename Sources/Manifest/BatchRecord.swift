@@ -18,6 +18,18 @@ public struct BatchRecord: Sendable, Equatable {
     public var createdAt: Date
     public var updatedAt: Date
 
+    public init(id: Int64, staged: NewBatch, state: BatchState, uploadID: String?, etag: String?, note: String?,
+                createdAt: Date, updatedAt: Date) {
+        self.id = id
+        self.staged = staged
+        self.state = state
+        self.uploadID = uploadID
+        self.etag = etag
+        self.note = note
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+    }
+
     public subscript<T>(dynamicMember keyPath: KeyPath<NewBatch, T>) -> T { staged[keyPath: keyPath] }
 
     /// Records in the batch: good + rejected. At most `end - start + 1`: offsets are not dense
@@ -144,4 +156,34 @@ public struct SchemaRecord: Sendable, Equatable {
         self.firstSeen = firstSeen
         self.lastUsed = lastUsed
     }
+}
+
+/// What one ``Manifest/prune(finalBefore:limit:)`` pass removed.
+public struct PruneResult: Sendable, Equatable {
+    /// Batch rows deleted (with their parts).
+    public var batches: Int
+    /// Event rows deleted.
+    public var events: Int
+    /// More batches were prunable than the pass's limit: the next pass continues.
+    public var more: Bool
+
+    public init(batches: Int, events: Int, more: Bool) {
+        self.batches = batches
+        self.events = events
+        self.more = more
+    }
+}
+
+/// How far a partition's final rows were pruned (docs/protocol.md, "Manifest retention").
+public struct ManifestHorizon: Sendable, Equatable, Codable {
+    public var topic: String
+    public var partition: Int32
+    /// The highest end offset of a pruned row: offsets at or below it are before the horizon.
+    public var prunedThrough: Int64
+    /// The highest end offset of a pruned COMMITTED row (the delivered chain continues at the
+    /// next offset), nil when only ABANDONED/SUPERSEDED rows were pruned.
+    public var deliveredThrough: Int64?
+    /// Batch rows pruned so far.
+    public var prunedBatches: Int64
+    public var updatedAt: Date
 }

@@ -255,6 +255,22 @@ public final class Manifest: @unchecked Sendable {
                 );
                 """)
         }
+        // Manifest retention (docs/protocol.md): per partition, how far final rows were pruned.
+        // Offsets at or below pruned_through are before the manifest horizon: the lake, not the
+        // manifest, describes them.
+        m.registerMigration("v5: pruning horizons") { db in
+            try db.execute(sql: """
+                CREATE TABLE horizons (
+                    topic TEXT NOT NULL,
+                    partition INTEGER NOT NULL,
+                    pruned_through INTEGER NOT NULL,
+                    delivered_through INTEGER,
+                    pruned_batches INTEGER NOT NULL,
+                    updated_at REAL NOT NULL,
+                    PRIMARY KEY (topic, partition)
+                );
+                """)
+        }
         return m
     }
 
@@ -421,20 +437,119 @@ public final class Manifest: @unchecked Sendable {
         }
     }
 
-    /// Deletes COMMITTED, ABANDONED and SUPERSEDED batches last updated before `date`, with
-    /// their parts. Returns how many batches were removed.
+    /// Prunes final history (docs/protocol.md, "Manifest retention"): deletes at most `limit`
+    /// COMMITTED, ABANDONED and SUPERSEDED batches last updated before `date` whose range ends
+    /// below their partition's *floor* — the lowest start offset of its protected rows (every
+    /// STAGED/UPLOADING/UPLOADED row, every row updated at or after `date`, and the partition's
+    /// newest COMMITTED row) — with their parts and events, and up to `4 × limit` events of no
+    /// batch older than `date`. The rows kept are a suffix of each partition by offset. In the
+    /// same transaction each partition's horizon (``horizons()``) is raised to the pruned rows'
+    /// highest end offset.
     @discardableResult
-    public func prune(finalBefore date: Date) throws -> Int {
-        try wrap {
+    public func prune(finalBefore date: Date, limit: Int = 5_000) throws -> PruneResult {
+        precondition(limit > 0, "prune limit must be positive")
+        return try wrap {
             try pool.write { db in
+                let cutoff = date.timeIntervalSince1970
+                let rows = try Row.fetchAll(db, sql: """
+                    WITH protected(topic, partition, start_offset) AS (
+                      SELECT topic, partition, start_offset FROM batches
+                        WHERE state IN ('STAGED','UPLOADING','UPLOADED') OR updated_at >= ?
+                      UNION ALL
+                      SELECT topic, partition, max(start_offset) FROM batches WHERE state = 'COMMITTED'
+                        GROUP BY topic, partition
+                    ), floors AS (
+                      SELECT topic, partition, min(start_offset) AS floor FROM protected GROUP BY topic, partition
+                    )
+                    SELECT b.id, b.topic, b.partition, b.end_offset, b.state FROM batches b
+                      LEFT JOIN floors f ON f.topic = b.topic AND f.partition = b.partition
+                    WHERE b.state IN ('COMMITTED','ABANDONED','SUPERSEDED') AND b.updated_at < ?
+                      AND (f.floor IS NULL OR b.end_offset < f.floor)
+                    ORDER BY b.id LIMIT ?
+                    """, arguments: [cutoff, cutoff, limit + 1])
+                let more = rows.count > limit
+                var ids: [Int64] = []
+                var byPartition: [String: (topic: String, partition: Int32, through: Int64, delivered: Int64?, n: Int64)] = [:]
+                for row in rows.prefix(limit) {
+                    let id: Int64 = row[0], topic: String = row[1], partition: Int32 = row[2], end: Int64 = row[3], state: String = row[4]
+                    ids.append(id)
+                    let k = "\(partition)\u{0}\(topic)"
+                    var h = byPartition[k] ?? (topic, partition, end, nil, 0)
+                    h.through = max(h.through, end)
+                    if state == BatchState.committed.rawValue { h.delivered = max(h.delivered ?? end, end) }
+                    h.n += 1
+                    byPartition[k] = h
+                }
+                var events = 0
+                // 500 ids per statement: far below SQLite's variable limit.
+                for chunk in stride(from: 0, to: ids.count, by: 500).map({ Array(ids[$0..<min($0 + 500, ids.count)]) }) {
+                    let marks = chunk.map { _ in "?" }.joined(separator: ",")
+                    try db.execute(sql: "DELETE FROM events WHERE batch_id IN (\(marks))", arguments: StatementArguments(chunk))
+                    events += db.changesCount
+                    // parts go by ON DELETE CASCADE (foreign_keys = ON).
+                    try db.execute(sql: "DELETE FROM batches WHERE id IN (\(marks))", arguments: StatementArguments(chunk))
+                }
+                let now = Date().timeIntervalSince1970
+                for h in byPartition.values {
+                    try db.execute(sql: """
+                        INSERT INTO horizons (topic, partition, pruned_through, delivered_through, pruned_batches, updated_at)
+                        VALUES (?,?,?,?,?,?)
+                        ON CONFLICT(topic, partition) DO UPDATE SET
+                          pruned_through = max(pruned_through, excluded.pruned_through),
+                          delivered_through = CASE WHEN excluded.delivered_through IS NULL THEN delivered_through
+                                                   WHEN delivered_through IS NULL THEN excluded.delivered_through
+                                                   ELSE max(delivered_through, excluded.delivered_through) END,
+                          pruned_batches = pruned_batches + excluded.pruned_batches,
+                          updated_at = excluded.updated_at
+                        """, arguments: [h.topic, h.partition, h.through, h.delivered, h.n, now])
+                }
+                // Events of no batch (recovery, quarantine, schema, prune notes) and of batches
+                // already gone, oldest first: the scan from the lowest id stops at the limit.
                 try db.execute(sql: """
-                    DELETE FROM batches WHERE state IN ('COMMITTED','ABANDONED','SUPERSEDED') AND updated_at < ?
-                    """, arguments: [date.timeIntervalSince1970])
-                let n = db.changesCount
-                try Self.appendEvent(db, batchID: nil, kind: "PRUNE", detail: "\(n) final batches before \(date)")
-                return n
+                    DELETE FROM events WHERE id IN (
+                      SELECT e.id FROM events e WHERE e.at < ?
+                        AND (e.batch_id IS NULL OR NOT EXISTS (SELECT 1 FROM batches b WHERE b.id = e.batch_id))
+                      ORDER BY e.id LIMIT ?)
+                    """, arguments: [cutoff, 4 * limit])
+                events += db.changesCount
+                if !ids.isEmpty {
+                    try Self.appendEvent(db, batchID: nil, kind: "PRUNE",
+                                         detail: "\(ids.count) final batches updated before \(date) in \(byPartition.count) partitions, \(events) events")
+                }
+                return PruneResult(batches: ids.count, events: events, more: more)
             }
         }
+    }
+
+    /// Each pruned partition's horizon, by topic and partition. Empty for a manifest from before
+    /// migration v5 opened read-only.
+    public func horizons() throws -> [ManifestHorizon] {
+        try wrap {
+            try pool.read { db in
+                guard try db.tableExists("horizons") else { return [] }
+                return try Row.fetchAll(db, sql: "SELECT * FROM horizons ORDER BY topic, partition").map {
+                    ManifestHorizon(topic: $0["topic"], partition: $0["partition"], prunedThrough: $0["pruned_through"],
+                                    deliveredThrough: $0["delivered_through"], prunedBatches: $0["pruned_batches"],
+                                    updatedAt: Date(timeIntervalSince1970: $0["updated_at"]))
+                }
+            }
+        }
+    }
+
+    /// Rows in `batches` and `events` (for tests and the scaling bench).
+    public func rowCounts() throws -> (batches: Int, events: Int) {
+        try wrap {
+            try pool.read { db in
+                (try Int.fetchOne(db, sql: "SELECT count(*) FROM batches") ?? 0,
+                 try Int.fetchOne(db, sql: "SELECT count(*) FROM events") ?? 0)
+            }
+        }
+    }
+
+    /// Checkpoints the WAL into the database file and truncates it (for measurements: the file
+    /// then holds every committed page).
+    public func checkpoint() throws {
+        try wrap { try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") } }
     }
 
     // MARK: Reads
