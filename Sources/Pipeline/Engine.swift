@@ -88,6 +88,10 @@ public final class Engine: @unchecked Sendable {
     var lastGaugeRefresh: ContinuousClock.Instant?
     /// A store reachability check (`/ready`) is running on a background thread.
     let storeCheckRunning = Atomic<Bool>(false)
+    /// A manifest pruning pass is running on a background thread (``pruneManifestIfDue()``).
+    let pruneRunning = Atomic<Bool>(false)
+    /// When the last pruning pass started (the first is one interval after start).
+    var lastPrune = ContinuousClock.now
 
     enum Event: Sendable {
         case reseek(TopicPartition, Int64, String)
@@ -303,6 +307,7 @@ public final class Engine: @unchecked Sendable {
             if partitions.values.contains(where: { $0.paused }) { lastActivity = .now }
             report()
             refreshMetrics()
+            pruneManifestIfDue()
             // Idle counts only while partitions are assigned: before the first assignment (the
             // coordinator may be waiting out a crashed predecessor's session) and while a
             // rebalance leaves none, records may be waiting that this run has not seen. (Found by
@@ -380,6 +385,7 @@ public final class Engine: @unchecked Sendable {
         summarize()
         flushPollMetrics()
         refreshMetrics(force: true, stopped: true)
+        waitForPrune()
         manifest.close()
     }
 

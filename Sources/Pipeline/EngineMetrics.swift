@@ -31,6 +31,7 @@ public final class EngineMetrics: BatchExecutorObserver {
     let bytesIn: CoreMetrics.Counter
     let bytesUploaded: CoreMetrics.Counter
     let dataLossRecords: CoreMetrics.Counter
+    let prunedBatches: CoreMetrics.Counter
     private let batches: [String: CoreMetrics.Counter]
     private let retries = Mutex<[String: CoreMetrics.Counter]>([:])
     private let s3Requests = Mutex<[String: CoreMetrics.Counter]>([:])
@@ -101,6 +102,8 @@ public final class EngineMetrics: BatchExecutorObserver {
         self.batches = batches
         dataLossRecords = counter("tidemark_data_loss_records_total",
                                   "Offsets deleted by retention before they were delivered (each range is also in the manifest and the log).")
+        prunedBatches = counter("tidemark_manifest_pruned_batches_total",
+                                "Final batch rows pruned from the manifest ([manifest] retention).")
         batchCommit = timer("tidemark_batch_commit_seconds", "Time from a batch sealed to its offsets committed.")
         var stages: [BatchStage: CoreMetrics.Timer] = [:]
         for stage in BatchStage.allCases {
@@ -134,6 +137,8 @@ public final class EngineMetrics: BatchExecutorObserver {
     func batchOutcome(_ outcome: String) { batches[outcome]?.increment() }
 
     func dataLoss(records: Int64) { dataLossRecords.increment(by: records) }
+
+    func manifestPruned(batches: Int) { prunedBatches.increment(by: Int64(batches)) }
 
     /// A batch was sealed: its seal time, and the newest Kafka timestamp / event time it holds
     /// (the freshness gauges move to them when it commits).

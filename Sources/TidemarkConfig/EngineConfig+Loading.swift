@@ -81,6 +81,7 @@ extension EngineConfig {
         c.staging.dir = try r.string("staging", "dir") ?? c.staging.dir
         c.staging.manifest = try r.string("staging", "manifest") ?? c.staging.manifest
         c.staging.maxBytes = try r.size("staging", "max_bytes") ?? c.staging.maxBytes
+        c.manifest.retention = try r.duration("manifest", "retention") ?? c.manifest.retention
 
         c.batch.maxRecords = try r.int("batch", "max_records") ?? c.batch.maxRecords
         c.batch.maxBytes = Int(try r.size("batch", "max_bytes") ?? Int64(c.batch.maxBytes))

@@ -73,6 +73,8 @@ extension EngineConfig {
         try need(!staging.dir.isEmpty, "staging.dir", "must not be empty")
         try need(!staging.manifest.isEmpty, "staging.manifest", "must not be empty")
         try need(staging.maxBytes > 0, "staging.max_bytes", "must be positive")
+        try need(manifest.retention == .zero || manifest.retention >= .seconds(1), "manifest.retention",
+                 "must be 0 (keep every row) or at least 1s")
         try need(batch.maxRecords >= 1, "batch.max_records", "must be >= 1")
         try need(batch.maxBytes >= 1024, "batch.max_bytes", "must be >= 1KiB")
         try need(batch.maxAge > .zero, "batch.max_age", "must be positive")

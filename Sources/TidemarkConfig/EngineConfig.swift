@@ -181,9 +181,25 @@ public struct EngineConfig: Sendable, Equatable {
         public var orphanUploadGrace: Duration = .seconds(3600)
     }
 
+    public struct ManifestOptions: Sendable, Equatable {
+        /// `[manifest] retention`: how long a final (COMMITTED, ABANDONED, SUPERSEDED) batch row
+        /// stays in the manifest before the engine prunes it (docs/protocol.md, "Manifest
+        /// retention"); 0 keeps every row. Default 7 days: a week of history for audits
+        /// (`etl-audit --since`), incident forensics (the event log) and the staging janitor,
+        /// while the manifest stays bounded (docs/scaling.md).
+        public var retention: Duration = .seconds(7 * 86_400)
+
+        /// How often the engine prunes: `min(retention, 10 min)`, at least 1 s; nil when off.
+        public var pruneInterval: Duration? {
+            retention == .zero ? nil : max(.seconds(1), min(retention, .seconds(600)))
+        }
+    }
+
     public var kafka = Kafka()
     public var sink = Sink()
     public var staging = Staging()
+    /// `[manifest]`.
+    public var manifest = ManifestOptions()
     public var batch = Batch()
     public var input = Input()
     /// `[schema]` and `[[schema.fields]]`.
@@ -211,6 +227,7 @@ public struct EngineConfig: Sendable, Equatable {
                  "time_zone": "UTC|+HH:MM|IANA name for path",
                  "access_key_id": "discouraged", "secret_access_key": "discouraged"],
         "staging": ["dir": "path", "manifest": "path", "max_bytes": "size"],
+        "manifest": ["retention": "duration final batch rows are kept (0 = forever)"],
         "batch": ["max_records": "int", "max_bytes": "size", "max_age": "duration", "max_in_flight": "int", "memory_budget": "size"],
         "input": ["format": "seed|json|regex|raw (also auto = seed, text)", "max_line_bytes": "size",
                   "pattern": "regex with named groups (format = regex)"],

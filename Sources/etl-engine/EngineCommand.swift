@@ -79,6 +79,8 @@ struct EngineCommand: ParsableCommand {
               [staging]
               dir = "/var/lib/tidemark/staging"
               manifest = "/var/lib/tidemark/manifest.sqlite"
+              [manifest]
+              retention = "7d"                    # final batch rows kept; 0 = forever
               [batch]
               max_records = 500000
               max_bytes = "128MiB"
@@ -96,6 +98,12 @@ struct EngineCommand: ParsableCommand {
             restart after kill -9 takes its old place without waiting for the session timeout. \
             By default it is derived from the host name and the staging directory (stable across \
             restarts, distinct per deployment); instance_id = "" turns it off.
+
+            The manifest keeps each final batch row for [manifest] retention (default 7d; 0 = \
+            forever), then the engine prunes it every min(retention, 10 min), at most 5,000 rows a \
+            pass; the unfinished rows and each partition's newest committed row are always kept, \
+            and etl-audit counts objects below a partition's pruned horizon as before_horizon \
+            (docs/protocol.md, Manifest retention).
 
             Records deleted by retention before they were delivered (committed offset below the \
             log start offset) are recorded in the manifest and logged as an error naming the \

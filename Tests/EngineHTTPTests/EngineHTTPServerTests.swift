@@ -190,6 +190,7 @@ struct EngineHTTPServerTests {
         metrics.retried(kind: "throttled")
         metrics.uploaded(bytes: 5_000)
         metrics.dataLoss(records: 11)
+        metrics.manifestPruned(batches: 7)
         metrics.setPartitions(assigned: Set(tps), lag: [tps[0]: 5, tps[1]: 0, tps[2]: 123], paused: 1)
         metrics.setManifestStates(["STAGED": 2, "COMMITTED": 9])
         let store = InstrumentedObjectStore(base: try FileStore(root: directory.path), metrics: metrics)
@@ -216,7 +217,7 @@ struct EngineHTTPServerTests {
             let types: [String: String] = [
                 "tidemark_records_in": "counter", "tidemark_records_rejected": "counter", "tidemark_input_bytes": "counter",
                 "tidemark_bytes_uploaded": "counter", "tidemark_batches": "counter", "tidemark_data_loss_records": "counter",
-                "tidemark_retries": "counter", "tidemark_s3_requests": "counter", "tidemark_s3_errors": "counter",
+                "tidemark_manifest_pruned_batches": "counter", "tidemark_retries": "counter", "tidemark_s3_requests": "counter", "tidemark_s3_errors": "counter",
                 "tidemark_batch_commit_seconds": "histogram", "tidemark_batch_stage_seconds": "histogram",
                 "tidemark_manifest_batches": "gauge", "tidemark_consumer_lag": "gauge", "tidemark_paused_partitions": "gauge",
                 "tidemark_assigned_partitions": "gauge", "tidemark_freshness_seconds": "gauge",
@@ -230,6 +231,7 @@ struct EngineHTTPServerTests {
             #expect(f["tidemark_input_bytes"]?.value("tidemark_input_bytes_total") == Double(fed.bytes))
             #expect(f["tidemark_bytes_uploaded"]?.value("tidemark_bytes_uploaded_total") == 5_000)
             #expect(f["tidemark_data_loss_records"]?.value("tidemark_data_loss_records_total") == 11)
+            #expect(f["tidemark_manifest_pruned_batches"]?.value("tidemark_manifest_pruned_batches_total") == 7)
             #expect(f["tidemark_retries"]?.value("tidemark_retries_total", ["kind": "throttled"]) == 2)
             for (outcome, n) in [("staged", 1.0), ("committed", 1), ("abandoned", 1), ("superseded", 0)] {
                 #expect(f["tidemark_batches"]?.value("tidemark_batches_total", ["outcome": outcome]) == n, "\(outcome)")
