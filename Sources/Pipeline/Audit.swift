@@ -77,6 +77,10 @@ public struct AuditReport: Sendable, Codable {
     public var bytes: Int64 = 0
     public var records: Int64 = 0
     public var rejectedRecords: Int64 = 0
+    /// Objects the manifest no longer describes because its rows were pruned: their start offset
+    /// is at or below their partition's horizon (docs/protocol.md, "Manifest retention"). Not
+    /// discrepancies; `--deep` checks them against their own metadata.
+    public var beforeHorizon = 0
     public var deep = false
     public var discrepancies: [Discrepancy] = []
     public var counts: [String: Int] {
@@ -115,9 +119,13 @@ public struct Auditor: Sendable {
         report.batches = delivered.count
         let byPartition = Dictionary(grouping: delivered) { TopicPartition(topic: $0.topic, partition: $0.partition) }
         report.partitions = byPartition.count
+        // Pruned partitions: offsets at or below the horizon are described by the lake alone.
+        // (A manifest from before migration v5, read-only, has none.)
+        let horizons = Dictionary(try manifest.horizons().map { (TopicPartition(topic: $0.topic, partition: $0.partition), $0) }
+            .filter { options.partition == nil || $0.0 == options.partition }, uniquingKeysWith: { a, _ in a })
 
         // 1. List every object under each topic's prefix and the dead-letter prefix.
-        let topics = Set(batches.map(\.topic)).union(options.partition.map { [$0.topic] } ?? [])
+        let topics = Set(batches.map(\.topic)).union(horizons.keys.map(\.topic)).union(options.partition.map { [$0.topic] } ?? [])
         var listed: [String: ObjectInfo] = [:]
         for prefix in topics.map({ layout.topicPrefix($0) }) + [layout.rejectedPrefix] {
             for o in try store.listAllObjects(prefix: prefix) { listed[o.key] = o }
@@ -132,6 +140,19 @@ public struct Auditor: Sendable {
         }
         let parquetKeys = listed.keys.filter { $0.hasSuffix(".parquet") }.sorted()
         report.objects = listed.count
+        // Objects whose start (from the key) is at or below their partition's horizon.
+        let beforeHorizon = Set(listed.keys.filter { key in
+            let at: (TopicPartition, Int64)?
+            if let k = layout.parseObjectKey(key) {
+                at = (TopicPartition(topic: k.topic, partition: k.partition), k.start)
+            } else if let r = DeadLetterOrphans.parse(key) {
+                at = (TopicPartition(topic: r.topic, partition: r.partition), r.start)
+            } else {
+                at = nil
+            }
+            guard let at, let h = horizons[at.0] else { return false }
+            return at.1 <= h.prunedThrough
+        })
         report.bytes = listed.values.reduce(0) { $0 + $1.size }
 
         // 2. Shallow checks need no request per object: the listing's size and ETag are compared
@@ -141,7 +162,7 @@ public struct Auditor: Sendable {
         var issues: [Discrepancy] = []
         let known = Dictionary(delivered.map { ($0.objectKey, $0) }, uniquingKeysWith: { a, b in a.id > b.id ? a : b })
         let knownRejected = Set(delivered.compactMap(\.rejectedKey))
-        let toHead = options.deep ? parquetKeys : parquetKeys.filter { known[$0] == nil }
+        let toHead = options.deep ? parquetKeys : parquetKeys.filter { known[$0] == nil && !beforeHorizon.contains($0) }
         let heads = try headAll(toHead)
 
         for b in delivered {
@@ -176,6 +197,10 @@ public struct Auditor: Sendable {
                                       startOffset: o.startOffset, endOffset: o.endOffset, detail: o.reason))
         }
         for key in listed.keys.sorted() where known[key] == nil && !knownRejected.contains(key) && !orphanKeys.contains(key) {
+            if beforeHorizon.contains(key) {
+                report.beforeHorizon += 1
+                continue
+            }
             var x = Discrepancy(kind: .unknownObject, key: key, detail: "object of \(listed[key]!.size) bytes that the manifest does not know")
             if let h = heads[key] {
                 x.topic = h.metadata[BatchMetadataKey.topic]
@@ -189,6 +214,14 @@ public struct Auditor: Sendable {
         // 3. Chains: the manifest's delivered batches, and every object's range, per partition.
         for (tp, list) in byPartition {
             let sorted = list.sorted { $0.startOffset < $1.startOffset }
+            // Across the horizon: the pruned delivered chain ended at delivered_through, so the
+            // first delivered batch kept continues it (what this check said before pruning).
+            if options.since == nil, let first = sorted.first, let through = horizons[tp]?.deliveredThrough,
+               first.startOffset > through + 1 {
+                issues.append(Discrepancy(kind: .gap, key: first.objectKey, topic: tp.topic, partition: tp.partition,
+                                          startOffset: through + 1, endOffset: first.startOffset - 1,
+                                          detail: "offsets \(through + 1)...\(first.startOffset - 1) are in no batch: the pruned chain ended at \(through)"))
+            }
             for (a, b) in zip(sorted, sorted.dropFirst()) {
                 if b.startOffset > a.endOffset + 1 {
                     issues.append(Discrepancy(kind: .gap, key: b.objectKey, topic: tp.topic, partition: tp.partition,
@@ -274,9 +307,13 @@ public struct Auditor: Sendable {
             return losses.contains { $0.topic == d.topic && $0.partition == d.partition && $0.startOffset <= s && e <= $0.endOffset }
         }
 
-        // 4. Deep: content hash and Parquet footer of every delivered object.
+        // 4. Deep: content hash and Parquet footer of every delivered object; objects before the
+        //    horizon against their own metadata (the lake describes them, not the manifest).
         if options.deep {
-            issues += try deepCheck(delivered.filter { listed[$0.objectKey] != nil })
+            let lakeOnly = beforeHorizon.filter { $0.hasSuffix(".parquet") && known[$0] == nil }.sorted().compactMap { key in
+                heads[key].flatMap { Self.recordFromMetadata(key: key, $0) }
+            }
+            issues += try deepCheck(delivered.filter { listed[$0.objectKey] != nil } + lakeOnly)
         }
         report.discrepancies = issues.sorted { ($0.kind.rawValue, $0.key ?? "") < ($1.kind.rawValue, $1.key ?? "") }
         return report
@@ -289,7 +326,23 @@ public struct Auditor: Sendable {
 
     private func d(_ kind: Discrepancy.Kind, _ b: BatchRecord, _ detail: String) -> Discrepancy {
         Discrepancy(kind: kind, key: b.objectKey, topic: b.topic, partition: b.partition,
-                    startOffset: b.startOffset, endOffset: b.endOffset, detail: "batch \(b.id): \(detail)")
+                    startOffset: b.startOffset, endOffset: b.endOffset,
+                    detail: b.id < 0 ? "object before the manifest horizon (judged by its own metadata): \(detail)" : "batch \(b.id): \(detail)")
+    }
+
+    /// A pseudo-batch (id -1) from an object's own metadata, for the deep check of objects
+    /// before the manifest horizon; nil when the metadata lacks a fact (`bad_metadata` is the
+    /// fleet audit's finding).
+    static func recordFromMetadata(key: String, _ o: ObjectInfo) -> BatchRecord? {
+        let m = o.metadata
+        guard let t = m[BatchMetadataKey.topic], let p = m[BatchMetadataKey.partition].flatMap({ Int32($0) }),
+              let s = m[BatchMetadataKey.start].flatMap({ Int64($0) }), let e = m[BatchMetadataKey.end].flatMap({ Int64($0) }),
+              let good = m[BatchMetadataKey.records].flatMap({ Int64($0) }), let sha = m[BatchMetadataKey.sha256] else { return nil }
+        let rejected = m[BatchMetadataKey.rejected].flatMap { Int64($0) } ?? 0
+        return BatchRecord(id: -1, staged: NewBatch(topic: t, partition: p, startOffset: s, endOffset: e, goodCount: good,
+                                                    rejectedCount: rejected, objectKey: key, rejectedKey: nil, filePath: "",
+                                                    fileSHA256: sha, fileSize: o.size),
+                           state: .committed, uploadID: nil, etag: o.etag, note: nil, createdAt: .distantPast, updatedAt: .distantPast)
     }
 
     private func headAll(_ keys: [String]) throws -> [String: ObjectInfo] {

@@ -126,6 +126,7 @@ struct AuditCommand: ParsableCommand {
             let location = try ObjectStoreLocation(parsing: cfg.sink.url)
             let store = try makeObjectStore(location: location, s3: Engine.s3Configuration(cfg), logger: logger)
             let tps = Set(try manifest.batches().map { TopicPartition(topic: $0.topic, partition: $0.partition) })
+                .union(try manifest.horizons().map { TopicPartition(topic: $0.topic, partition: $0.partition) })
                 .filter { options.partition == nil || $0 == options.partition }
             var committed: [TopicPartition: Int64] = [:]
             if !tps.isEmpty {
@@ -202,6 +203,9 @@ struct AuditCommand: ParsableCommand {
             "  bytes       \(r.bytes)",
             "  records     \(r.records) in Parquet, \(r.rejectedRecords) in dead-letter objects",
         ]
+        if r.beforeHorizon > 0 {
+            lines.append("  before horizon \(r.beforeHorizon) objects at offsets whose manifest rows were pruned ([manifest] retention): judged by the lake (--deep: against their own metadata; --fleet: the whole chain)")
+        }
         if r.isConsistent {
             lines.append("  result      CONSISTENT: no discrepancies")
         } else {
