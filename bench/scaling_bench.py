@@ -33,6 +33,10 @@ Phases (--phases, default all):
               each object is a multipart upload: the request pattern of objects above part_size.
   manifest    one engine with batch.max_records = --manifest-batch-records (default 2,000) over the
               throughput topic: manifest bytes (SQLite file + WAL) and rows per committed batch.
+  manifest-retention (not in the default list) the throughput topic twice more with small batches
+              (--retention-batch-records, default 50), once with [manifest] retention = 0 (rows
+              kept forever) and once with --retention (default 5s): the database file, the WAL
+              and the rows, sampled every 0.5 s: whether the file stops growing.
 
 tools/verify_sink.py checks exactly-once after every run; the bench stops on a failure.
 Raw results: .build/scaling-bench.json; tables on stdout.
@@ -74,7 +78,7 @@ class Engine:
     """One etl-engine process with its own staging dir, manifest and JSON log file."""
 
     def __init__(self, ctx, name, topic, group, sink_url, endpoint=None, session=None, batch=None, idle="5s",
-                 sink_extra="", protocol=None):
+                 sink_extra="", protocol=None, extra=""):
         self.ctx, self.name = ctx, name
         self.dir = os.path.join(ctx.work, name)
         os.makedirs(self.dir)
@@ -86,7 +90,7 @@ class Engine:
                     + (f'rebalance_protocol = "{protocol}"\n' if protocol else "")
                     + f'[sink]\nurl = "{sink_url}"\n' + (f'endpoint = "{endpoint}"\n' if endpoint else "") + sink_extra
                     + f'[staging]\ndir = "{self.dir}/staging"\nmanifest = "{self.dir}/state/manifest.sqlite"\n'
-                    + (f"[batch]\n{batch}\n" if batch else "")
+                    + (f"[batch]\n{batch}\n" if batch else "") + extra
                     + '[engine]\nlog_format = "json"\nstatus_interval = "5s"\n')
         self.idle = idle
         self.proc = None
@@ -498,6 +502,67 @@ def phase_manifest(ctx):
     return r
 
 
+def phase_manifest_retention(ctx):
+    """The throughput topic with small batches, rows kept forever vs pruned: file sizes over time."""
+    import sqlite3
+    out = []
+    for retention in ("0", ctx.args.retention):
+        tag = uuid.uuid4().hex[:6]
+        lake = os.path.join(ctx.work, f"retention-lake-{tag}")
+        name = f"retention-{tag}"
+        eng = Engine(ctx, name, "scale", f"retention-{tag}", f"file://{lake}",
+                     batch=f"max_records = {ctx.args.retention_batch_records}\nmax_age = \"60s\"",
+                     extra=f'[manifest]\nretention = "{retention}"\n', idle="6s")
+        state = os.path.join(eng.dir, "state")
+        db_path = os.path.join(state, "manifest.sqlite")
+        samples, done = [], threading.Event()
+
+        def sample():
+            while not done.is_set():
+                try:
+                    db = os.path.getsize(db_path)
+                    wal = os.path.getsize(db_path + "-wal") if os.path.exists(db_path + "-wal") else 0
+                    con = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5)
+                    rows = con.execute("SELECT count(*) FROM batches").fetchone()[0]
+                    pruned = con.execute("SELECT coalesce(sum(pruned_batches), 0) FROM horizons").fetchone()[0] \
+                        if con.execute("SELECT 1 FROM sqlite_master WHERE name = 'horizons'").fetchone() else 0
+                    con.close()
+                    samples.append({"t": round(time.time() - eng.started, 2), "db": db, "wal": wal, "rows": rows,
+                                    "batches": rows + pruned})
+                except (OSError, sqlite3.Error):
+                    pass
+                done.wait(0.5)
+
+        eng.start()
+        th = threading.Thread(target=sample)
+        th.start()
+        rc = eng.wait(timeout=1800)
+        done.set()
+        th.join()
+        if rc != 0:
+            sys.exit(f"bench: {name} exited {rc}; log {eng.logfile}")
+        con = sqlite3.connect(db_path)
+        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        rows = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("batches", "events")}
+        freelist = con.execute("PRAGMA freelist_count").fetchone()[0] * con.execute("PRAGMA page_size").fetchone()[0]
+        con.close()
+        v = verify(ctx, "scale", f"file://{lake}", expect=ctx.args.records)
+        prunes = [e for e in eng.events() if e.get("msg") == "manifest pruned"]
+        half = [x for x in samples if x["t"] >= samples[-1]["t"] / 2] if samples else []
+        r = {"retention": retention, "batch_records": ctx.args.retention_batch_records, "summary": summary_fields(eng),
+             "batches": max((x["batches"] for x in samples), default=0), "rows_after": rows,
+             "db_bytes_after_checkpoint": os.path.getsize(db_path), "freelist_bytes_after": freelist,
+             "db_bytes_max": max((x["db"] for x in samples), default=0),
+             "db_bytes_at_half_time": half[0]["db"] if half else 0,
+             "wal_bytes_max": max((x["wal"] for x in samples), default=0),
+             "rows_max": max((x["rows"] for x in samples), default=0),
+             "prune_passes": len(prunes), "prune_pass_seconds_max": max((float(str(e.get("seconds", "0")).split()[0]) for e in prunes), default=0),
+             "samples": samples, "verify": v}
+        log("manifest-retention", json.dumps({k: v2 for k, v2 in r.items() if k not in ("samples", "summary", "verify")}))
+        out.append(r)
+    return out
+
+
 class Ctx:
     pass
 
@@ -511,6 +576,8 @@ def main():
     ap.add_argument("--throughput-session", default="6s",
                     help="session_timeout of the throughput runs (the dev broker holds a JoinGroup for half of it)")
     ap.add_argument("--big-records", type=int, default=1_000_000, help="records of the multipart S3 run (4 partitions)")
+    ap.add_argument("--retention-batch-records", type=int, default=50)
+    ap.add_argument("--retention", default="5s", help="[manifest] retention of the manifest-retention phase")
     ap.add_argument("--phases", default="throughput,join,takeover,s3,manifest")
     ap.add_argument("--skip-build", action="store_true")
     ap.add_argument("--bin", help="use the executables in this directory")
@@ -528,7 +595,7 @@ def main():
     with benchlib.local_stack(STACK_DIR, topics, binp) as stack, \
             tempfile.TemporaryDirectory(prefix="scaling-bench-", ignore_cleanup_errors=True) as work:
         ctx.stack, ctx.work = stack, work
-        if any(p in phases for p in ("throughput", "s3", "manifest")):
+        if any(p in phases for p in ("throughput", "s3", "manifest", "manifest-retention")):
             log(f"producing {args.records:,} records over {P} partitions")
             benchlib.run([sys.executable, os.path.join(TOOLS, "produce_logs.py"), "--bootstrap", stack.bootstrap,
                           "--topic", "scale", "--count", str(args.records), "--partitions", str(P),
@@ -564,6 +631,8 @@ def main():
                                                 sink_extra='compression = "none"\npart_size = "5MiB"\n')
             if "manifest" in phases:
                 results["manifest"] = phase_manifest(ctx)
+            if "manifest-retention" in phases:
+                results["manifest-retention"] = phase_manifest_retention(ctx)
         finally:
             json.dump(results, open(raw, "w"), indent=1, default=str)
             log(f"raw results in {raw}")
