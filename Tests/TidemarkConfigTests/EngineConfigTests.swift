@@ -57,6 +57,25 @@ struct EngineConfigTests {
         #expect(c.warnings.isEmpty)
     }
 
+    @Test("[manifest] retention: default 7 days, pruned every min(retention, 10 min); 0 turns pruning off; TIDEMARK_MANIFEST_RETENTION overrides")
+    func manifestRetention() throws {
+        let base = "[kafka]\nbrokers = \"b\"\ntopics = [\"t\"]\n[sink]\nurl = \"file:///x\"\n"
+        func load(_ toml: String, _ env: [String: String] = [:]) throws -> EngineConfig {
+            let url = FileManager.default.temporaryDirectory.appendingPathComponent("tm-\(UUID()).toml")
+            try toml.write(to: url, atomically: true, encoding: .utf8)
+            defer { try? FileManager.default.removeItem(at: url) }
+            return try EngineConfig.load(path: url.path, environment: env, checks: .configOnly)
+        }
+        let d = try load(base)
+        #expect(d.manifest.retention == .seconds(7 * 86_400))
+        #expect(d.manifest.pruneInterval == .seconds(600))
+        let short = try load(base + "[manifest]\nretention = \"30s\"")
+        #expect(short.manifest.pruneInterval == .seconds(30))
+        let off = try load(base + "[manifest]\nretention = \"0\"")
+        #expect(off.manifest.pruneInterval == nil)
+        #expect(try load(base, ["TIDEMARK_MANIFEST_RETENTION": "1d"]).manifest.retention == .seconds(86_400))
+    }
+
     @Test("environment variables TIDEMARK_<SECTION>_<KEY> override the file")
     func envOverrides() throws {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("tm-\(UUID()).toml")
@@ -87,6 +106,9 @@ struct EngineConfigTests {
         ("[kafka]\ntopics = [\"t\"]\n[sink]\nurl = \"file:///x\"", "kafka.brokers"),
         ("[kafka]\nbrokers = \"b\"\ntopics = [\"t\"]\n[sink]\nurl = \"file:///x\"\n[input]\nformat = \"xml\"", "input.format"),
         ("[kafka]\nbrokers = \"b\"\ntopics = [\"t\"]\n[sink]\nurl = \"file:///x\"\n[batch]\nmemory_budget = \"1MiB\"", "batch.memory_budget"),
+        ("[kafka]\nbrokers = \"b\"\ntopics = [\"t\"]\n[sink]\nurl = \"file:///x\"\n[manifest]\nretention = \"500ms\"", "manifest.retention"),
+        ("[kafka]\nbrokers = \"b\"\ntopics = [\"t\"]\n[sink]\nurl = \"file:///x\"\n[manifest]\nretention = \"a week\"", "manifest.retention"),
+        ("[kafka]\nbrokers = \"b\"\ntopics = [\"t\"]\n[sink]\nurl = \"file:///x\"\n[manifest]\nkeep = \"7d\"", "manifest.keep"),
     ])
     func rejects(_ toml: String, _ key: String) throws {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("tm-\(UUID()).toml")
