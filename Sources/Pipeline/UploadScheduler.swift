@@ -27,6 +27,10 @@ final class UploadScheduler: Sendable {
         var fresh: Set<Int64> = []
         /// One partition machine per partition with queued work.
         var machines: [TopicPartition: PartitionMachine] = [:]
+        /// Batches queued again while a worker was driving them (e.g. by the assignment, while
+        /// the start-up drive was still running): if that drive ends without finishing the batch
+        /// (not owned yet, or an error), it is queued again from the manifest.
+        var requeue: Set<Int64> = []
     }
 
     /// What a worker does next.
@@ -77,7 +81,11 @@ final class UploadScheduler: Sendable {
             return
         }
         let added = state.withLock { s -> Bool in
-            guard !s.queuedIDs.contains(b.id) else { return false }
+            guard !s.queuedIDs.contains(b.id) else {
+                // Running now (taken off its queue): remember the request instead of dropping it.
+                if !(s.queues[tp] ?? []).contains(where: { $0.id == b.id }) { s.requeue.insert(b.id) }
+                return false
+            }
             s.queuedIDs.insert(b.id)
             if freshlyStaged { s.fresh.insert(b.id) }
             s.queues[tp, default: []].append(b)
@@ -240,7 +248,7 @@ final class UploadScheduler: Sendable {
                 outcome = nil
             }
             var dropped: [BatchRecord] = []
-            state.withLock { s in
+            let again = state.withLock { s -> Bool in
                 s.busy.remove(tp)
                 s.stagedBytes -= b.fileSize + (b.rejectedSize ?? 0)
                 if outcome == nil { s.queuedIDs.remove(b.id) }   // may be queued again later
@@ -262,7 +270,9 @@ final class UploadScheduler: Sendable {
                 default: break
                 }
                 if case .uploadedNotOwned? = outcome { s.queuedIDs.remove(b.id) }
+                return s.requeue.remove(b.id) != nil && !s.queuedIDs.contains(b.id)
             }
+            if again { requeueFromManifest(b) }
             switch outcome {
             case .abandoned(let reason)?:
                 abandonFollowers(dropped, reason: "an earlier batch of the partition was abandoned")
@@ -276,6 +286,22 @@ final class UploadScheduler: Sendable {
             }
             onBatchDone(b, outcome)
             wakeup.signal()
+        }
+    }
+
+    /// Queues `b` again as the manifest has it now, if it is still unfinished: someone asked for
+    /// it while a worker was driving it, and that drive left it unfinished. (Found by the
+    /// transactional crash scenario: an UPLOADED batch driven at start-up finished "not owned"
+    /// just after the assignment's enqueue of it was dropped as a duplicate, and it stayed
+    /// UPLOADED, staged files and all, for the rest of the run.)
+    private func requeueFromManifest(_ b: BatchRecord) {
+        do {
+            if let now = try executor.manifest.batch(id: b.id), [.staged, .uploading, .uploaded].contains(now.state) {
+                enqueue(now)
+            }
+        } catch {
+            logger.error("cannot re-read a batch to queue it again; the next start finishes it",
+                         metadata: ["batch": "\(b.id)", "error": "\(error)"])
         }
     }
 
