@@ -20,6 +20,9 @@ import Glibc
 ///   broker threads do the I/O.
 /// - librdkafka's log lines: any librdkafka thread, forwarded to the (Sendable) `Logger`.
 /// The rebalance handler may call this consumer's methods from inside its callbacks (same thread).
+/// One exception: ``watermarks(_:cached:timeout:)`` may also be called from other threads while
+/// the owning thread is not closing the consumer (librdkafka's watermark calls are thread-safe);
+/// the engine's encoder threads read them while the poll thread waits for them.
 ///
 /// ## Offsets
 /// A committed offset is the offset of the next record to read: after processing the record at
@@ -128,6 +131,27 @@ public final class KafkaConsumer {
     /// The corresponding C function is `rd_kafka_consumer_poll`.
     public func pollBatch(maxMessages: Int, timeout: Duration,
                           _ body: (borrowing KafkaMessageView) throws -> Void) throws -> Int {
+        try pollLoop(maxMessages: maxMessages, timeout: timeout) { message, topic in
+            defer { rd_kafka_message_destroy(message) }
+            try body(KafkaMessageView(message, topic: topic))
+        }
+    }
+
+    /// Like ``pollBatch(maxMessages:timeout:_:)``, but appends the messages to `held` instead of
+    /// lending them one at a time: they stay valid (and can be read from other threads) until
+    /// `held` is released. Rebalance callbacks run inside this call; a handler that must act on
+    /// the messages polled before the rebalance finds them in `held`.
+    /// - Returns: the number of messages appended.
+    public func pollHeld(into held: HeldMessages, maxMessages: Int, timeout: Duration) throws -> Int {
+        try pollLoop(maxMessages: maxMessages, timeout: timeout) { message, topic in
+            held.append(message, topic: topic)
+        }
+    }
+
+    /// The loop behind both polls: up to `maxMessages` records, each handed to `take`, which owns
+    /// (and must eventually destroy) the message; events are served here.
+    private func pollLoop(maxMessages: Int, timeout: Duration,
+                          _ take: (UnsafeMutablePointer<rd_kafka_message_t>, String) throws -> Void) throws -> Int {
         let rk = try live("poll")
         let deadline = ContinuousClock.now.advanced(by: timeout)
         let limit = max(1, maxMessages)
@@ -148,8 +172,8 @@ public final class KafkaConsumer {
                 if count > 0 || wait == 0 { break }
                 continue
             }
-            defer { rd_kafka_message_destroy(message) }
             if message.pointee.err != RD_KAFKA_RESP_ERR_NO_ERROR {
+                defer { rd_kafka_message_destroy(message) }
                 try handleEvent(rk, message)
                 continue
             }
@@ -163,7 +187,7 @@ public final class KafkaConsumer {
                 context.partitionsAtEOF.remove(TopicPartition(topic: topic, partition: partition))
             }
             lastDelivered = (message.pointee.rkt, partition)
-            try body(KafkaMessageView(message, topic: topic))
+            try take(message, topic)
             count += 1
         }
         return count

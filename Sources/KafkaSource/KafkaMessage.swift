@@ -129,3 +129,44 @@ public struct KafkaMessageView: ~Copyable {
                             timestampType: ts.type, key: key, value: value, headers: headers)
     }
 }
+
+/// Messages polled by ``KafkaConsumer/pollHeld(into:maxMessages:timeout:)`` and held, not
+/// copied, until ``release()``: the zero-copy views of a whole poll, so that several threads can
+/// parse them at once.
+///
+/// Lifetime rule: a view (``withMessage(at:_:)``) is valid only inside its closure, and only
+/// while the batch holds the message. ``release()`` destroys every held message
+/// (`rd_kafka_message_destroy`); call it on one thread once no other thread reads the batch.
+/// Reading different (or the same) messages from several threads at once is safe: a held
+/// message is never written.
+public final class HeldMessages: @unchecked Sendable {
+    // @unchecked Sendable: `messages` is appended to and emptied only by the owning thread (the
+    // poll thread), never while other threads read; readers only read the pointed-to messages.
+    private var messages: [UnsafeMutablePointer<rd_kafka_message_t>] = []
+    private var topics: [String] = []
+
+    /// An empty batch.
+    public init() {}
+
+    deinit { release() }
+
+    /// How many messages are held.
+    public var count: Int { messages.count }
+
+    /// Calls `body` with a borrowed view of the message at `index` (poll order).
+    public func withMessage<T, E: Error>(at index: Int, _ body: (borrowing KafkaMessageView) throws(E) -> T) throws(E) -> T {
+        try body(KafkaMessageView(UnsafePointer(messages[index]), topic: topics[index]))
+    }
+
+    /// Destroys every held message; the batch is empty afterwards and can be filled again.
+    public func release() {
+        for m in messages { rd_kafka_message_destroy(m) }
+        messages.removeAll(keepingCapacity: true)
+        topics.removeAll(keepingCapacity: true)
+    }
+
+    func append(_ message: UnsafeMutablePointer<rd_kafka_message_t>, topic: String) {
+        messages.append(message)
+        topics.append(topic)
+    }
+}

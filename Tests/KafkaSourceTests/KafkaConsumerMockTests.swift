@@ -1,6 +1,7 @@
 import Foundation
 import KafkaMock
 import KafkaSource
+import Synchronization
 import Testing
 
 /// The consumer against librdkafka's in-process mock cluster.
@@ -349,6 +350,44 @@ struct KafkaConsumerMockTests {
         #expect(seen[1].key == [1, 2, 3])
         #expect(seen[1].value.isEmpty)
         #expect(seen[1].headers.isEmpty)
+        try c.close(timeout: .seconds(10))
+    }
+
+    @Test("held messages stay valid across polls until released, and other threads can read them")
+    func heldMessages() throws {
+        let t = try MockTopic(partitions: 2)
+        try t.produce(perPartition: 150)
+        let c = try KafkaConsumer(config: t.config(group: "g-held"), rebalanceHandler: nil, logger: testLogger("c"))
+        try c.subscribe()
+        let held = HeldMessages()
+        let deadline = ContinuousClock.now.advanced(by: .seconds(30))
+        var polled = 0
+        // Several polls into one batch: the first ones' messages must survive the later polls.
+        while held.count < 300 && ContinuousClock.now < deadline {
+            polled += try c.pollHeld(into: held, maxMessages: 40, timeout: .milliseconds(200))
+        }
+        try #require(held.count == 300)
+        #expect(polled == 300)
+        // Read every value on two threads at once, as the engine's encoder shards do.
+        let n = held.count
+        let sums = Mutex([Int](repeating: -1, count: n))
+        DispatchQueue.concurrentPerform(iterations: 2) { half in
+            for i in stride(from: half, to: n, by: 2) {
+                let sum = held.withMessage(at: i) { m in m.withValue { $0.reduce(0) { $0 + Int($1) } } }
+                sums.withLock { $0[i] = sum }
+            }
+        }
+        var seen: [Int32: Set<Int64>] = [:]
+        for i in 0..<n {
+            let (p, o, value) = held.withMessage(at: i) { m in (m.partition, m.offset, m.value) }
+            seen[p, default: []].insert(o)
+            #expect(sums.withLock { $0[i] } == value.reduce(0) { $0 + Int($1) })
+            #expect(String(decoding: value, as: UTF8.self).hasPrefix("p\(p)-"))
+        }
+        #expect(seen[0] == Set(0..<150))
+        #expect(seen[1] == Set(0..<150))
+        held.release()
+        #expect(held.count == 0)
         try c.close(timeout: .seconds(10))
     }
 
