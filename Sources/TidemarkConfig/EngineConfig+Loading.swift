@@ -110,6 +110,7 @@ extension EngineConfig {
         c.engine.logLevel = try r.string("engine", "log_level") ?? c.engine.logLevel
         c.engine.logFormat = try r.string("engine", "log_format") ?? c.engine.logFormat
         c.engine.orphanUploadGrace = try r.duration("engine", "orphan_upload_grace") ?? c.engine.orphanUploadGrace
+        c.engine.encoderThreads = try r.int("engine", "encoder_threads") ?? c.engine.encoderThreads
 
         try c.validate(checks)
         return c

@@ -83,6 +83,7 @@ extension EngineConfig {
         try need(input.maxLineBytes >= 64, "input.max_line_bytes", "must be >= 64")
         try checks.records(self)
         try need((0...65535).contains(engine.metricsPort), "engine.metrics_port", "must be 0...65535")
+        try need((0...64).contains(engine.encoderThreads), "engine.encoder_threads", "must be 0 (one per core) ... 64")
         try need(["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(engine.logLevel),
                  "engine.log_level", "'\(engine.logLevel)' is not a log level")
         try need(["text", "json"].contains(engine.logFormat), "engine.log_format", "'\(engine.logFormat)' must be text or json")

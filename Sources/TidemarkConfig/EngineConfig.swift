@@ -179,6 +179,9 @@ public struct EngineConfig: Sendable, Equatable {
         public var logFormat: String = "text"
         /// `[engine] orphan_upload_grace`: multipart uploads nobody owns older than this are aborted by recovery.
         public var orphanUploadGrace: Duration = .seconds(3600)
+        /// `[engine] encoder_threads`: threads that parse and encode records at once, each for its
+        /// own share of the assigned partitions; 0 (default) = one per available core, at most 4.
+        public var encoderThreads: Int = 0
     }
 
     public struct ManifestOptions: Sendable, Equatable {
@@ -235,6 +238,7 @@ public struct EngineConfig: Sendable, Equatable {
                    "unmapped": "attributes|drop", "include_key": "bool", "include_headers": "bool",
                    "event_time_field": "name of a timestamp field"],
         "engine": ["status_interval": "duration", "metrics_port": "int", "metrics_host": "address",
-                   "log_level": "level", "log_format": "text|json", "orphan_upload_grace": "duration"],
+                   "log_level": "level", "log_format": "text|json", "orphan_upload_grace": "duration",
+                   "encoder_threads": "int (0 = one per core, at most 4)"],
     ]
 }

@@ -76,6 +76,20 @@ struct EngineConfigTests {
         #expect(try load(base, ["TIDEMARK_MANIFEST_RETENTION": "1d"]).manifest.retention == .seconds(86_400))
     }
 
+    @Test("[engine] encoder_threads: default 0 (one per core), a number is kept, TIDEMARK_ENGINE_ENCODER_THREADS overrides")
+    func encoderThreads() throws {
+        let base = "[kafka]\nbrokers = \"b\"\ntopics = [\"t\"]\n[sink]\nurl = \"file:///x\"\n"
+        func load(_ toml: String, _ env: [String: String] = [:]) throws -> EngineConfig {
+            let url = FileManager.default.temporaryDirectory.appendingPathComponent("tm-\(UUID()).toml")
+            try toml.write(to: url, atomically: true, encoding: .utf8)
+            defer { try? FileManager.default.removeItem(at: url) }
+            return try EngineConfig.load(path: url.path, environment: env, checks: .configOnly)
+        }
+        #expect(try load(base).engine.encoderThreads == 0)
+        #expect(try load(base + "[engine]\nencoder_threads = 3").engine.encoderThreads == 3)
+        #expect(try load(base, ["TIDEMARK_ENGINE_ENCODER_THREADS": "1"]).engine.encoderThreads == 1)
+    }
+
     @Test("environment variables TIDEMARK_<SECTION>_<KEY> override the file")
     func envOverrides() throws {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("tm-\(UUID()).toml")
@@ -109,6 +123,8 @@ struct EngineConfigTests {
         ("[kafka]\nbrokers = \"b\"\ntopics = [\"t\"]\n[sink]\nurl = \"file:///x\"\n[manifest]\nretention = \"500ms\"", "manifest.retention"),
         ("[kafka]\nbrokers = \"b\"\ntopics = [\"t\"]\n[sink]\nurl = \"file:///x\"\n[manifest]\nretention = \"a week\"", "manifest.retention"),
         ("[kafka]\nbrokers = \"b\"\ntopics = [\"t\"]\n[sink]\nurl = \"file:///x\"\n[manifest]\nkeep = \"7d\"", "manifest.keep"),
+        ("[kafka]\nbrokers = \"b\"\ntopics = [\"t\"]\n[sink]\nurl = \"file:///x\"\n[engine]\nencoder_threads = -1", "engine.encoder_threads"),
+        ("[kafka]\nbrokers = \"b\"\ntopics = [\"t\"]\n[sink]\nurl = \"file:///x\"\n[engine]\nencoder_threads = 65", "engine.encoder_threads"),
     ])
     func rejects(_ toml: String, _ key: String) throws {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("tm-\(UUID()).toml")
