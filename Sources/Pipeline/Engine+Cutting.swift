@@ -14,12 +14,15 @@ import Glibc
 /// The cut policy (size, age, end of partition, shutdown) and backpressure: when a batch is
 /// sealed and staged, and when a partition is paused.
 extension Engine {
+    /// Seals `tp`'s open batch: stages the file, records it in the manifest and queues its upload.
+    /// Runs on the thread handling the partition's shard (poll thread outside a fork).
     func seal(_ tp: TopicPartition, _ st: PartitionState, reason: String) throws {
         guard let batch = st.open else { return }
         st.open = nil
         guard batch.recordCount > 0 else { batch.discard(); return }
         let sealStarted = ContinuousClock.now
-        defer { stats.sealTime += ContinuousClock.now - sealStarted }
+        let shard = shards[st.shard]
+        defer { shard.tally.sealTime += ContinuousClock.now - sealStarted }
         let key = layout.objectKey(topic: tp.topic, partition: tp.partition, start: batch.startOffset, times: st.openTimes)
         let rejectedKey = batch.rejectedCount > 0
             ? layout.rejectedKey(topic: tp.topic, partition: tp.partition, start: batch.startOffset, end: batch.endOffset,
@@ -44,7 +47,7 @@ extension Engine {
             filePath: sealed.parquetPath, fileSHA256: sealed.sha256, fileSize: sealed.size,
             rejectedPath: sealed.rejectedPath, rejectedSHA256: sealed.rejectedSHA256, rejectedSize: sealed.rejectedSize))
         Failpoints.shared.hit(.afterManifestStaged)
-        stats.batchesSealed += 1
+        shard.tally.batchesSealed += 1
         metrics.batchOutcome("staged")
         metrics.sealed(batchID: id, tp: tp, duration: ContinuousClock.now - sealStarted,
                        kafkaMillis: st.lastKafkaMillis, eventMicros: st.lastEventMicros)

@@ -13,6 +13,7 @@ extension Engine {
 
     /// Adds the records, rejections and bytes read since the last call to the counters.
     func flushPollMetrics() {
+        collectTallies()
         let now = (records: stats.records, rejected: stats.rejected, bytes: stats.bytes)
         metrics.addPolled(records: now.records - polledForMetrics.records, rejected: now.rejected - polledForMetrics.rejected,
                           bytes: now.bytes - polledForMetrics.bytes)

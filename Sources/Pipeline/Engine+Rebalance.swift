@@ -22,9 +22,7 @@ extension Engine {
                     continue
                 }
                 st.knownRanges.removeAll { $0.lowerBound >= offset || $0.contains(offset) }
-                do { try seek(tp, st, to: offset, why: why) } catch {
-                    logger.error("seek failed", metadata: ["partition": "\(tp)", "error": "\(error)"])
-                }
+                seek(tp, st, to: offset, why: why)
                 scheduler.reread(tp, from: offset)
             case .batchDone:
                 break
@@ -37,6 +35,7 @@ extension Engine {
     // MARK: Rebalance (poll thread, inside poll)
 
     func onAssigned(_ tps: [TopicPartition]) -> [TopicPartition: Int64] {
+        flushHeldForRebalance()
         var starts: [TopicPartition: Int64] = [:]
         let read = try? consumer.committed(tps, timeout: .seconds(30))
         let committed = read ?? [:]
@@ -44,7 +43,7 @@ extension Engine {
             // The partition's chain starts at the committed offset; when it could not be read,
             // the partition machine asks again before any batch of it is uploaded.
             if read != nil { scheduler.assigned(tp, committed: committed[tp]?.offset) } else { scheduler.resetChain(tp) }
-            let st = PartitionState()
+            let st = PartitionState(shard: partitions[tp]?.shard ?? shardForNewPartition())
             let position = committed[tp]?.offset
             do {
                 let live = try manifest.batches(topic: tp.topic, partition: tp.partition,
@@ -72,6 +71,7 @@ extension Engine {
     }
 
     func onRevoked(_ tps: [TopicPartition]) {
+        flushHeldForRebalance()
         for tp in tps {
             guard let st = partitions[tp] else { continue }
             do { try seal(tp, st, reason: "revoke") } catch {
@@ -103,6 +103,7 @@ extension Engine {
     }
 
     func onLost(_ tps: [TopicPartition]) {
+        flushHeldForRebalance()
         for tp in tps {
             partitions[tp]?.open?.discard()
             partitions[tp] = nil

@@ -25,8 +25,13 @@ extension Engine {
         return (tp, st)
     }
 
-    func handle(_ message: borrowing KafkaMessageView) throws {
-        guard let (tp, st) = state(of: message), !st.halted else { return }
+    /// Handles one record of `tp` (state `st`) on the thread running `shard` (the poll thread or
+    /// an encoder thread during a fork, ``processHeld()``): what it touches is the partition's
+    /// own state, the shard's, and thread-safe services (manifest, store, scheduler, metrics).
+    func handle(_ message: borrowing KafkaMessageView, _ tp: TopicPartition, _ st: PartitionState, in shard: EncoderShard) throws {
+        // After a seek, the partition's records still held from before it are not wanted: the
+        // seek (made after the fork) discards what librdkafka prefetched, these included.
+        guard !st.halted, !st.seekPending else { return }
         let offset = message.offset
         // A record at or below what the open batch already holds (or, with none open, below the
         // chain position) is one librdkafka handed over again: a fetch answered after a seek
@@ -46,7 +51,7 @@ extension Engine {
             let lost = (open.endOffset + 1)...(min(w.low, offset) - 1)
             try seal(tp, st, reason: "records lost to retention follow")
             st.position = lost.upperBound + 1
-            guard dataLoss(tp, lost, logStart: w.low) else { return }
+            guard dataLoss(tp, st, lost, logStart: w.low, in: shard) else { return }
         }
         if let skip = st.skipUntil {
             if offset < skip { return }
@@ -60,7 +65,7 @@ extension Engine {
                 open.coverThrough(r.lowerBound - 1)
                 try seal(tp, st, reason: "fence")
             }
-            try seek(tp, st, to: r.upperBound + 1, why: "offsets \(r) belong to a batch in the manifest")
+            seek(tp, st, to: r.upperBound + 1, why: "offsets \(r) belong to a batch in the manifest", in: shard)
             return
         }
         // The record's path facts: its Kafka timestamp, and its event time when the layout reads
@@ -94,7 +99,7 @@ extension Engine {
                 let lost = start...(min(w.low, offset) - 1)
                 start = lost.upperBound + 1
                 st.position = start
-                guard dataLoss(tp, lost, logStart: w.low) else { return }
+                guard dataLoss(tp, st, lost, logStart: w.low, in: shard) else { return }
             }
             if st.needsProbe {
                 let key = layout.objectKey(topic: tp.topic, partition: tp.partition, start: start, times: times)
@@ -102,7 +107,7 @@ extension Engine {
                     logger.info("object already holds this start offset; skipping past it",
                                 metadata: ["key": "\(key)", "end": "\(end)"])
                     scheduler.objectFound(tp, start: start, end: end)
-                    try seek(tp, st, to: end + 1, why: "probe found \(key)")
+                    seek(tp, st, to: end + 1, why: "probe found \(key)", in: shard)
                     return
                 }
                 st.needsProbe = false
@@ -112,7 +117,7 @@ extension Engine {
                                                     attributes: [.posixPermissions: 0o700])
             st.open = try StagedBatchWriter(directory: dir, topic: tp.topic, partition: tp.partition,
                                             startOffset: start, startTimestampMillis: ts, options: rowGroupOptions(),
-                                            shared: writerScratch, layout: parser.layout)
+                                            shared: shard.scratch, layout: parser.layout)
             st.openTimes = times
             st.openBucket = bucket
         }
@@ -123,11 +128,11 @@ extension Engine {
         } else {
             try batch.add(message, parser: parser, ingestMicros: pollIngestMicros)
         }
-        if stats.records == 0 { stats.firstRecordAt = .now }
-        stats.records += 1
-        stats.bytes += message.valueCount
+        if shard.tally.firstRecordAt == nil { shard.tally.firstRecordAt = .now }
+        shard.tally.records += 1
+        shard.tally.bytes += message.valueCount
         if batch.rejectedCount > before {
-            stats.rejected += 1
+            shard.tally.rejected += 1
         }
         st.lastOffset = offset
         st.lastKafkaMillis = ts
@@ -151,7 +156,8 @@ extension Engine {
     /// the manifest (etl-audit reports them), logged as an error naming the range, counted. With
     /// `[kafka] on_data_loss = "fail"` the partition stops here (nothing past the hole is
     /// committed) and the engine exits with ``EngineExit/dataLoss``; returns whether to go on.
-    func dataLoss(_ tp: TopicPartition, _ lost: ClosedRange<Int64>, logStart: Int64) -> Bool {
+    func dataLoss(_ tp: TopicPartition, _ st: PartitionState, _ lost: ClosedRange<Int64>, logStart: Int64,
+                  in shard: EncoderShard) -> Bool {
         let count = lost.upperBound - lost.lowerBound + 1
         metrics.dataLoss(records: count)
         let fail = config.kafka.onDataLoss == "fail"
@@ -169,14 +175,18 @@ extension Engine {
             scheduler.lost(tp, start: lost.lowerBound, end: lost.upperBound)
             return true
         }
-        partitions[tp]?.halted = true
-        fatalExit = EngineExit.dataLoss
+        st.halted = true
+        shard.fatalExit = EngineExit.dataLoss
         metrics.health.setFatal("records of \(tp) deleted by retention before delivery (on_data_loss = fail)")
         requestStop()
         return false
     }
 
-    func seek(_ tp: TopicPartition, _ st: PartitionState, to offset: Int64, why: String) throws {
+    /// Moves `tp`'s chain position to `offset` and discards its open batch. With `shard` (record
+    /// handling, possibly on an encoder thread) the consumer's seek is made by the poll thread
+    /// after the fork, and the partition's remaining held records are skipped until then;
+    /// without, at once (poll thread).
+    func seek(_ tp: TopicPartition, _ st: PartitionState, to offset: Int64, why: String, in shard: EncoderShard? = nil) {
         st.open?.discard()
         st.open = nil
         st.skipUntil = offset
@@ -184,6 +194,16 @@ extension Engine {
         st.needsProbe = true
         st.knownRanges.removeAll { $0.upperBound < offset }
         logger.info("seek", metadata: ["partition": "\(tp)", "offset": "\(offset)", "why": "\(why)"])
+        if let shard {
+            st.seekPending = true
+            shard.seeks.append((tp, st, offset, why))
+        } else {
+            seekConsumer(tp, to: offset)
+        }
+    }
+
+    /// The consumer's part of a seek (poll thread).
+    func seekConsumer(_ tp: TopicPartition, to offset: Int64) {
         do {
             try consumer.seek(tp, to: offset, timeout: .seconds(10))
         } catch {
@@ -198,8 +218,8 @@ extension Engine {
     /// Writer options for a new batch: a row group of at most an equal share of the memory
     /// budget (1 MiB to 32 MiB), pages no larger than a quarter of it. The 1 MiB floor keeps row
     /// groups readable when many partitions are assigned; the budget itself holds across all
-    /// open batches through `writerScratch` (``ParquetMemoryBudget``), which writes the largest
-    /// row groups early when the open batches together buffer more.
+    /// open batches through the shards' scratches (``ParquetMemoryBudget``), which write the
+    /// largest row groups early when a shard's open batches buffer more than its part.
     func rowGroupOptions() -> ParquetWriterOptions {
         var options = parquetOptions
         let share = config.batch.memoryBudget / max(1, partitions.count)

@@ -28,6 +28,14 @@ extension Engine {
         /// append) and in sealing (finishing the Parquet file, fsync, hash, manifest row).
         var pollTime = Duration.zero
         var sealTime = Duration.zero
+        /// Thread time the encoder shards spent handling records (all shards together; more
+        /// than `pollTime` when they ran at once).
+        var encoderBusyTime = Duration.zero
+        /// Polls whose records were handled, and how many of them by more than one shard at once.
+        /// Poll-thread time inside polls that returned records (librdkafka handing them over).
+        var fetchTime = Duration.zero
+        var polls = 0
+        var sharedPolls = 0
         /// Poll-thread time in polls that returned nothing (waiting for fetches, or every
         /// partition paused) and in serving offset requests for upload workers.
         var idleTime = Duration.zero
@@ -40,6 +48,7 @@ extension Engine {
     /// Logs the run's totals and its end-to-end rate: from the first record consumed to the last
     /// offset committed (what `make bench` quotes).
     func summarize() {
+        collectTallies()
         var meta: Logger.Metadata = ["records": "\(stats.records)", "rejected": "\(stats.rejected)",
                                      "bytes": "\(stats.bytes)", "batches": "\(stats.batchesSealed)",
                                      "uploaded_bytes": "\(executor.bytesUploaded.load(ordering: .relaxed))"]
@@ -63,21 +72,29 @@ extension Engine {
         func micros(_ a: borrowing Atomic<Int>) -> String { String(format: "%.3f", Double(a.load(ordering: .relaxed)) / 1e6) }
         meta["stage_parse_encode_s"] = "\(String(format: "%.3f", seconds(stats.pollTime)))"
         meta["stage_seal_s"] = "\(String(format: "%.3f", seconds(stats.sealTime)))"
+        meta["encoder_threads"] = "\(shards.count)"
+        meta["encoder_busy_s"] = "\(String(format: "%.3f", seconds(stats.encoderBusyTime)))"
+        meta["polls"] = "\(stats.polls)"
+        meta["poll_thread_fetch_s"] = "\(String(format: "%.3f", seconds(stats.fetchTime)))"
+        meta["polls_shared"] = "\(stats.sharedPolls)"
         meta["poll_thread_idle_s"] = "\(String(format: "%.3f", seconds(stats.idleTime)))"
         meta["poll_thread_offsets_s"] = "\(String(format: "%.3f", seconds(stats.serveTime)))"
         meta["stage_object_store_s"] = "\(micros(executor.objectStoreMicros))"
         meta["stage_manifest_s"] = "\(micros(executor.manifestMicros))"
         meta["stage_offsets_s"] = "\(micros(executor.offsetMicros))"
-        if let budget = writerScratch.memoryBudget {
-            // What the open batches' row groups held together at most (after early writes), and
-            // how many row groups were written early to stay within `[batch] memory_budget`.
-            meta["buffered_peak_bytes"] = "\(budget.peakBufferedBytes)"
-            meta["early_row_groups"] = "\(budget.earlyRowGroups)"
+        let budgets = shards.compactMap(\.scratch.memoryBudget)
+        if !budgets.isEmpty {
+            // What the open batches' row groups held at most (after early writes; the sum of each
+            // shard's peak), and how many row groups were written early to stay within
+            // `[batch] memory_budget`.
+            meta["buffered_peak_bytes"] = "\(budgets.reduce(0) { $0 + $1.peakBufferedBytes })"
+            meta["early_row_groups"] = "\(budgets.reduce(0) { $0 + $1.earlyRowGroups })"
         }
         logger.info("run summary (first record consumed to last offset committed)", metadata: meta)
     }
 
     func report(force: Bool = false) {
+        collectTallies()
         let now = ContinuousClock.now
         let interval = config.engine.statusInterval
         guard force || (interval > .zero && now - stats.lastReport >= interval) else { return }

@@ -22,6 +22,25 @@ struct EngineEndToEndTests {
         }
     }
 
+    @Test("encoder shards: 1, 3 and 5 encoder threads over 4 partitions each land every record exactly once", arguments: [1, 3, 5])
+    func encoderThreads(threads: Int) throws {
+        let stack = try LocalStack.current()
+        try withTemporaryDirectory { dir in
+            let setup = try EngineSetup(stack: stack, topic: uniqueName("e2e-enc"), group: uniqueName("g"), directory: dir,
+                                        maxRecords: 15_000, encoderThreads: threads)
+            try setup.produce(count: 100_000, badFraction: 0.01)
+            let run = try setup.runEngine(idle: "4s")
+            #expect(run.status == 0, "engine failed: \(run.stderr.suffix(2000))")
+            let summary = try #require(run.stderr.split(separator: "\n").first { $0.contains("run summary") })
+            #expect(summary.contains("encoder_threads=\(threads)"), "\(summary)")
+            #expect(summary.contains("records=100000"), "\(summary)")
+            let v = try setup.verify(expect: 100_000)
+            #expect(v.ok, "not exactly once: \(v.raw)")
+            #expect((v.summary["rejected"] as? Int ?? 0) > 500, "the malformed 1% must be in dead-letter objects")
+            #expect(setup.leftoverStagedFiles().isEmpty, "staging not empty: \(setup.leftoverStagedFiles())")
+        }
+    }
+
     @Test("records land exactly once in an S3 sink (moto_server), uploaded with conditional multipart or put")
     func s3Sink() throws {
         let stack = try LocalStack.current()

@@ -14,10 +14,12 @@ public struct EngineSetup: Sendable {
     public let topic: String
     public let stack: LocalStack
 
-    /// Writes a config. `sink` nil means a file:// sink inside `directory`.
+    /// Writes a config. `sink` nil means a file:// sink inside `directory`. `encoderThreads`
+    /// is 2 unless given, so every engine test parses on two threads at once whatever the
+    /// machine's core count (the default, 0, would follow the cores).
     public init(stack: LocalStack, topic: String, group: String, directory: URL, sink: String? = nil,
                 maxRecords: Int = 5000, maxAge: String = "2s", partSize: String = "16MiB", compression: String = "zstd",
-                sinkExtra: String = "", extra: String = "") throws {
+                encoderThreads: Int = 2, sinkExtra: String = "", extra: String = "") throws {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         self.directory = directory
         self.stack = stack
@@ -46,6 +48,7 @@ public struct EngineSetup: Sendable {
             max_age = "\(maxAge)"
             [engine]
             status_interval = "5s"
+            encoder_threads = \(encoderThreads)
             \(extra)
             """
         configPath = directory.appendingPathComponent("tidemark.toml").path
