@@ -12,7 +12,8 @@ each --runs times (median quoted):
   peer     bench/peer_pipeline.py: confluent-kafka -> pyarrow ZSTD(3) -> boto3 multipart -> commit
   engine   etl-engine --until-idle to moto and to file://, same batch size as the peer; its
            "run summary" log line gives first record consumed -> last offset committed;
-           /usr/bin/time gives peak RSS and CPU seconds
+           /usr/bin/time gives peak RSS and CPU seconds; tools/verify_sink.py checks every
+           run's sink (exactly once) or the bench stops
 
 Prints one table and writes it, with date, machine, versions and commands, into
 docs/benchmarks.md between the "e2e-bench" markers (--no-write to skip).
@@ -172,6 +173,11 @@ def engine_run(args, bootstrap, endpoint, work, binp, sink, n, defaults=False):
     kv = dict(re.findall(r"(\w+)=(\S+)", summary))
     if int(kv["records"]) != args.records:
         sys.exit(f"bench: engine consumed {kv['records']} records, expected {args.records}")
+    # Every benchmark run must also be exactly once, judged by reading the sink back.
+    v = run([sys.executable, os.path.join(ROOT, "tools/verify_sink.py"), "--bootstrap", bootstrap, "--topic", args.topic,
+             "--sink", url, "--expect", str(args.records)] + (["--endpoint", endpoint] if sink == "s3" else []), check=False)
+    if v.returncode != 0:
+        sys.exit(f"bench: verify_sink.py found the {sink} run not exactly once:\n{v.stdout[-3000:]}\n{v.stderr[-2000:]}")
     _, wall, user, sys_, rss = t.split()
     r = {"seconds": float(kv["seconds"]), "wall_seconds": float(kv["wall_seconds"]),
          "records_per_s": args.records / float(kv["seconds"]),
@@ -179,8 +185,10 @@ def engine_run(args, bootstrap, endpoint, work, binp, sink, n, defaults=False):
          "uploaded_bytes": int(kv["uploaded_bytes"]), "batches": int(kv["batches"]),
          "peak_rss_mib": int(rss) / 1024, "cpu_seconds": float(user) + float(sys_),
          "process_seconds": float(wall),
+         "exactly_once": True,
          "stages": {k: float(v) for k, v in kv.items()
-                    if k.startswith("stage_") or k.startswith("poll_thread_") or k == "tail_seconds"}}
+                    if k.startswith("stage_") or k.startswith("poll_thread_") or k.startswith("encoder_")
+                    or k == "tail_seconds"}}
     shutil.rmtree(run_dir, ignore_errors=True)
     return r
 
@@ -267,6 +275,8 @@ def render(args, total_bytes, lim, peer, eng, engdef):
     lines.append(f"| engine → file://, default settings (max_records 500,000) | "
                  f"{rec(engdef['records_per_s'])} | {engdef['records_per_s'] * total_bytes / args.records / 1e6:.1f} | "
                  f"peak RSS {engdef['peak_rss_mib']:.0f} MiB (one run) |")
+    lines += ["", "Every engine run here was exactly once: tools/verify_sink.py read each sink back (pyarrow, DuckDB) "
+              "against the topic."]
     e = eng["s3"][len(eng["s3"]) // 2]
     lines += ["", "Stage split of the median-numbered engine → moto run (seconds of thread time from its run summary; "
               "the poll thread's idle time includes the ~3 s group join and the 3 s idle wait before exit; upload "
@@ -294,6 +304,8 @@ def render_wall(args, peer, eng):
         f"| peer: confluent-kafka + pyarrow + boto3 | {rec(pw)} | {rec(ps)} | {med(peer, 'peak_rss_mib'):.0f} |",
         f"| etl-engine | {rec(ew)} | {rec(es)} | {med(eng, 'peak_rss_mib'):.0f} |",
         f"| ratio engine / peer | {ew / pw:.2f}x | {es / ps:.2f}x | |",
+        "",
+        "Every engine run here was exactly once (tools/verify_sink.py).",
     ])
 
 
