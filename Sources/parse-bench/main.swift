@@ -117,32 +117,17 @@ let jsonMapping = config(#"""
     [[schema.fields]]
     name = "trace_id"
     """#)
-let regexMapping = config(#"""
-    [input]
-    format = "regex"
-    pattern = '^(?<remote_addr>\S+) - (?<remote_user>\S+) \[(?<time_local>[^\]]+)\] "(?<method>\S+) (?<path>\S+) (?<protocol>[^"]+)" (?<status>\d{3}) (?<body_bytes_sent>\d+) "(?<referer>[^"]*)" "(?<user_agent>[^"]*)"$'
-    [[schema.fields]]
-    name = "time"
-    source = "time_local"
-    type = "timestamp"
-    timestamp_format = "%d/%b/%Y:%H:%M:%S %z"
-    required = true
-    [[schema.fields]]
-    name = "remote_addr"
-    [[schema.fields]]
-    name = "method"
-    [[schema.fields]]
-    name = "path"
-    [[schema.fields]]
-    name = "status"
-    type = "int64"
-    [[schema.fields]]
-    name = "bytes"
-    source = "body_bytes_sent"
-    type = "int64"
-    [[schema.fields]]
-    name = "user_agent"
-    """#)
+// The nginx example users are pointed to (examples/nginx-access.toml), as the engine's
+// end-to-end test reads it too.
+let regexMapping: RecordParser = {
+    let example = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("examples/nginx-access.toml")
+    guard let text = try? String(contentsOf: example, encoding: .utf8) else {
+        FileHandle.standardError.write("parse-bench: cannot read \(example.path)\n".data(using: .utf8)!)
+        exit(1)
+    }
+    return config(text)
+}()
 let seed = config("")
 let rawParser = config("[input]\nformat = \"raw\"\n")
 
