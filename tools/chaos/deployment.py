@@ -22,12 +22,15 @@ class Deployment:
         self.runs = 0
         o = dict(max_records=5000, max_age="2s", part_size="5MiB", compression="zstd", session_timeout="3s",
                  max_in_flight=2, orphan_upload_grace="1h", log_level="info", extra_kafka_props={},
-                 extra_sink="", staging_max_bytes=None)
+                 extra_sink="", staging_max_bytes=None, instance_id=None)
         o.update(kw)
         props = {"heartbeat.interval.ms": "300"}
         props.update(o["extra_kafka_props"])
         lines = ["[kafka]", f'brokers = "{stack.bootstrap}"', "topics = [" + ", ".join(f'"{t}"' for t in topics) + "]",
-                 f'group_id = "{group}"', f'session_timeout = "{o["session_timeout"]}"', "[kafka.properties]"]
+                 f'group_id = "{group}"', f'session_timeout = "{o["session_timeout"]}"']
+        if o["instance_id"]:
+            lines.append(f'instance_id = "{o["instance_id"]}"')
+        lines.append("[kafka.properties]")
         lines += [f'"{k}" = "{v}"' for k, v in props.items()]
         lines += ["[sink]", f'url = "{sink}"', f'part_size = "{o["part_size"]}"', f'compression = "{o["compression"]}"']
         if self.endpoint:

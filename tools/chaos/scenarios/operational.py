@@ -19,8 +19,11 @@ def scenario(ctx, res, work):
         #    assigned one. It must not call itself idle and exit 0: it waits --assignment-timeout,
         #    then exits 3 saying why.
         produce(st, "op3", 200, os.path.join(work, "produce-op3.out"), partitions=1, seed=24)
-        x = Deployment(st, work, "holder", ["op3"], "g-op3", f"file://{work}/lake-op3")
-        y = Deployment(st, work, "idle", ["op3"], "g-op3", f"file://{work}/lake-op3")
+        # The group orders static members by their ids: fixed ones (not the default, a hash of the
+        # staging path, which varies with --out) keep the partition with the holder. (Found with
+        # --out build/chaos-async: Y sorted first, took the partition and exited 0.)
+        x = Deployment(st, work, "holder", ["op3"], "g-op3", f"file://{work}/lake-op3", instance_id="op3-a-holder")
+        y = Deployment(st, work, "idle", ["op3"], "g-op3", f"file://{work}/lake-op3", instance_id="op3-b-idle")
         holder = x.start_engine()
         try:
             deadline = time.time() + 60
