@@ -158,6 +158,15 @@ public final class HeldMessages: @unchecked Sendable {
         try body(KafkaMessageView(UnsafePointer(messages[index]), topic: topics[index]))
     }
 
+    /// Moves every held message into a new batch (in order) and leaves this one empty, so the
+    /// poll can go on filling this one while other threads read the new one.
+    public func takeAll() -> HeldMessages {
+        let out = HeldMessages()
+        swap(&out.messages, &messages)
+        swap(&out.topics, &topics)
+        return out
+    }
+
     /// Destroys every held message; the batch is empty afterwards and can be filled again.
     public func release() {
         for m in messages { rd_kafka_message_destroy(m) }

@@ -58,29 +58,30 @@ extension Engine {
         }
     }
 
+    /// Seals every open batch (poll thread, shards quiesced).
     func sealAll(reason: String) throws {
+        quiesce()
         for (tp, st) in partitions where st.open != nil {
             try seal(tp, st, reason: reason)
         }
     }
 
-    func cutAgedBatches() throws {
-        let now = ContinuousClock.now
-        for (tp, st) in partitions {
+    /// Seals the open batches of `shard`'s partitions that reached `[batch] max_age` (shard thread).
+    func cutAgedBatches(shard: Int, now: ContinuousClock.Instant) throws {
+        for (tp, st) in partitions where st.shard == shard {
             guard let open = st.open, now - open.openedAt >= config.batch.maxAge else { continue }
             try seal(tp, st, reason: "age")
         }
     }
 
     /// `--until-idle` (a catch-up run that exits once drained): a partition that has been at its
-    /// end (`_PARTITION_EOF`, nothing received since) for 250 ms seals its open batch instead of
-    /// waiting for the idle limit or `max_age`, so the run's last commit follows its last record.
-    /// The 250 ms keep a topic that is still being written from being cut into a batch per poll.
-    /// A continuously running engine cuts by size and age only.
-    func sealDrainedPartitions() throws {
-        let drained = consumer.partitionsAtEOF
-        let now = ContinuousClock.now
-        for (tp, st) in partitions where st.open != nil {
+    /// end (`_PARTITION_EOF`, nothing received since; `drained`, read by the poll thread) for
+    /// 250 ms seals its open batch instead of waiting for the idle limit or `max_age`, so the
+    /// run's last commit follows its last record. The 250 ms keep a topic that is still being
+    /// written from being cut into a batch per poll. A continuously running engine cuts by size
+    /// and age only. Shard thread, for `shard`'s partitions.
+    func sealDrainedPartitions(shard: Int, drained: Set<TopicPartition>, now: ContinuousClock.Instant) throws {
+        for (tp, st) in partitions where st.shard == shard && st.open != nil {
             if !drained.contains(tp) {
                 st.drainedSince = nil
             } else if let since = st.drainedSince {
@@ -108,12 +109,12 @@ extension Engine {
         }
         if !toPause.isEmpty {
             try consumer.pause(toPause)
-            for tp in toPause { partitions[tp]?.paused = true }
+            for tp in toPause { if let st = partitions[tp] { st.paused = true } }
             logger.debug("paused (backpressure)", metadata: ["partitions": "\(toPause)", "staging_full": "\(stagingFull)"])
         }
         if !toResume.isEmpty {
             try consumer.resume(toResume)
-            for tp in toResume { partitions[tp]?.paused = false }
+            for tp in toResume { if let st = partitions[tp] { st.paused = false } }
         }
     }
 }

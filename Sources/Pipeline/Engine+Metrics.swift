@@ -28,6 +28,7 @@ extension Engine {
         let now = ContinuousClock.now
         if !force, let last = lastGaugeRefresh, now - last < Self.gaugeRefreshInterval { return }
         lastGaugeRefresh = now
+        quiesce()  // reads the partitions' positions
         var lag: [TopicPartition: Int64] = [:]
         var assigned = Set<TopicPartition>()
         if !stopped {

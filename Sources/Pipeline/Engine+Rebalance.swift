@@ -14,7 +14,14 @@ import Glibc
 /// Events from upload workers and the consumer group's rebalance callbacks (poll thread).
 extension Engine {
     func drainEvents() {
-        for event in events.drain() {
+        let drained = events.drain()
+        // A re-seek changes the partition's record-path state: the shards finish first.
+        // Seeks the shards asked for meanwhile are older than these: made first, in order.
+        if drained.contains(where: { if case .reseek = $0 { return true } else { return false } }) {
+            quiesce()
+            makeRequestedSeeks(quiesced: true)
+        }
+        for event in drained {
             switch event {
             case .reseek(let tp, let offset, let why):
                 guard let st = partitions[tp] else {

@@ -25,12 +25,12 @@ extension Engine {
         return (tp, st)
     }
 
-    /// Handles one record of `tp` (state `st`) on the thread running `shard` (the poll thread or
-    /// an encoder thread during a fork, ``processHeld()``): what it touches is the partition's
-    /// own state, the shard's, and thread-safe services (manifest, store, scheduler, metrics).
+    /// Handles one record of `tp` (state `st`) on `shard`'s thread (or the poll thread while the
+    /// shards are quiesced): what it touches is the partition's own state, the shard's, and
+    /// thread-safe services (manifest, store, scheduler, metrics, cached watermarks).
     func handle(_ message: borrowing KafkaMessageView, _ tp: TopicPartition, _ st: PartitionState, in shard: EncoderShard) throws {
-        // After a seek, the partition's records still held from before it are not wanted: the
-        // seek (made after the fork) discards what librdkafka prefetched, these included.
+        // After a seek, the partition's records handed out before it is made are not wanted: the
+        // seek discards what librdkafka prefetched, these included.
         guard !st.halted, !st.seekPending else { return }
         let offset = message.offset
         // A record at or below what the open batch already holds (or, with none open, below the
@@ -176,16 +176,16 @@ extension Engine {
             return true
         }
         st.halted = true
-        shard.fatalExit = EngineExit.dataLoss
+        shard.published.withLock { $0.fatalExit = EngineExit.dataLoss }
         metrics.health.setFatal("records of \(tp) deleted by retention before delivery (on_data_loss = fail)")
         requestStop()
         return false
     }
 
     /// Moves `tp`'s chain position to `offset` and discards its open batch. With `shard` (record
-    /// handling, possibly on an encoder thread) the consumer's seek is made by the poll thread
-    /// after the fork, and the partition's remaining held records are skipped until then;
-    /// without, at once (poll thread).
+    /// handling on the partition's encoder shard) the consumer's seek is made by the poll thread
+    /// later (``makeRequestedSeeks(quiesced:)``), and the partition's records handed out before
+    /// it are skipped; without, at once (poll thread, shards quiesced).
     func seek(_ tp: TopicPartition, _ st: PartitionState, to offset: Int64, why: String, in shard: EncoderShard? = nil) {
         st.open?.discard()
         st.open = nil
@@ -196,7 +196,7 @@ extension Engine {
         logger.info("seek", metadata: ["partition": "\(tp)", "offset": "\(offset)", "why": "\(why)"])
         if let shard {
             st.seekPending = true
-            shard.seeks.append((tp, st, offset, why))
+            shard.published.withLock { $0.seeks.append((tp, st, offset, why)) }
         } else {
             seekConsumer(tp, to: offset)
         }

@@ -49,19 +49,21 @@ public final class Engine: @unchecked Sendable {
     let parquetOptions: ParquetWriterOptions
     /// The encoder shards (``EncoderShard``, `[engine] encoder_threads`): each owns the page
     /// scratch, ZSTD context and compression thread its partitions' open batches share, and an
-    /// equal part of `[batch] memory_budget`. Each poll's records are split among them by
-    /// partition and handled on that many threads at once (``processHeld()``); pages are
+    /// equal part of `[batch] memory_budget`. Each poll's records are handed to them by
+    /// partition and handled on their threads (``dispatchHeld()``); pages are
     /// compressed on each shard's compression thread. The budget holds for all open batches
     /// together: when a shard's batches buffer more than its part, its largest row groups are
     /// written to their staged files early (the batches stay open, so batch boundaries and the
     /// commit protocol do not change).
     let shards: [EncoderShard]
-    /// The current poll's records, held (not copied) until every shard has handled them.
+    /// The current poll's records, held (not copied) until they are handed to the shards.
     let held = HeldMessages()
+    /// Free slots for polls handed to the shards (``pollsInFlight``).
+    let pollSlots = DispatchSemaphore(value: Engine.pollsInFlight)
     /// An error from handling records inside a rebalance callback, thrown after the poll.
     var heldError: (any Error)?
-    /// Counts polls whose records were handled (``processHeld()``).
-    var pollRound = 0
+    /// When the cut checks were last posted to the shards.
+    var lastCutsPosted = ContinuousClock.now
     let offsets = PollThreadOffsets()
     let executor: BatchExecutor
     let scheduler: UploadScheduler
@@ -100,12 +102,18 @@ public final class Engine: @unchecked Sendable {
     /// When the last pruning pass started (the first is one interval after start).
     var lastPrune = ContinuousClock.now
 
-    /// The most records one poll hands over (and the encoder shards handle at once). A poll's
-    /// records come in runs of one partition each (one fetch response's worth), so the shards,
-    /// which split by partition, get more even shares from a larger poll: 20,000 gave 435-445k
-    /// records/s against 406-425k with 5,000 (2,000,000 records over 32 partitions, file://,
-    /// 2 encoder threads, 3 runs each).
-    static let pollMaxMessages = 20_000
+    /// The most records one poll hands to the encoder shards.
+    static let pollMaxMessages = 10_000
+    /// The most records one poll hands out while staging is above half of `staging.max_bytes`;
+    /// each such poll is handled before the next (``nearStagingLimit``).
+    static let pollMaxMessagesNearLimit = 1_000
+
+    /// Staged bytes are above half of `staging.max_bytes`: records handed to the shards but not
+    /// handled yet are staged after the backpressure check, so near the bound the poll thread
+    /// hands out small polls and waits for each, and the bound is overshot by at most one of
+    /// them (and the open batches), as with one thread. (Found by tools/chaos.py's disk scenario:
+    /// with 20,000-record polls a 4 MiB staging file system filled up again after a restart.)
+    var nearStagingLimit: Bool { scheduler.stagedBytes > config.staging.maxBytes / 2 }
 
     enum Event: Sendable {
         case reseek(TopicPartition, Int64, String)
@@ -120,13 +128,12 @@ public final class Engine: @unchecked Sendable {
         func drain() -> [Event] { items.withLock { e in defer { e.removeAll() }; return e } }
     }
 
-    final class PartitionState {
-        /// The encoder shard handling this partition (``EncoderShard``). It changes only while
-        /// no batch is open: an open batch's writer uses its shard's scratch.
-        var shard: Int
-        /// The poll this partition was last seen in, and its records in it (``processHeld()``).
-        var round = 0
-        var inPoll = 0
+    /// One assigned partition's state. @unchecked Sendable: the record-path fields belong to
+    /// the partition's encoder shard's thread, and to the poll thread only while the shards are
+    /// quiesced (``quiesce()``); `paused` is the poll thread's.
+    final class PartitionState: @unchecked Sendable {
+        /// The encoder shard handling this partition while it is assigned (``EncoderShard``).
+        let shard: Int
         init(shard: Int) { self.shard = shard }
         var open: StagedBatchWriter?
         /// The times of the open batch's first record (its key is computed from them) and their
@@ -291,36 +298,53 @@ public final class Engine: @unchecked Sendable {
                                                  "sink": "\(config.sink.url)", "manifest": "\(config.staging.manifest)"])
         lastActivity = .now
         var idleFlushed = false
+        startEncoders()
         while !stopRequested.load(ordering: .relaxed) {
             let loopStarted = ContinuousClock.now
             metrics.health.beat(now: loopStarted)
             offsets.serve()
             stats.serveTime += ContinuousClock.now - loopStarted
+            do {
+                try takeShardOutcomes()
+            } catch let e as PermanentStoreError {
+                stopFatally(e)
+                break
+            } catch {
+                stopEncoders()
+                held.release()
+                throw error
+            }
+            makeRequestedSeeks()
             drainEvents()
             // While batches are in flight, upload workers wait on this thread for offset reads
             // and commits: poll briefly and, when nothing came, wait on their requests instead,
             // so a commit is served within milliseconds rather than after a 100 ms poll.
             let busy = scheduler.pendingTotal > 0
-            var firstInPoll: ContinuousClock.Instant?
             // One wall-clock reading per poll: every record of the poll gets it as ingest_time.
             pollIngestMicros = Int64(Date().timeIntervalSince1970 * 1_000_000)
             let n: Int
             do {
                 let pollStarted = ContinuousClock.now
-                n = try consumer.pollHeld(into: held, maxMessages: Self.pollMaxMessages, timeout: busy ? .milliseconds(2) : .milliseconds(100))
-                if n > 0 { firstInPoll = .now; stats.fetchTime += firstInPoll! - pollStarted }
+                let near = nearStagingLimit
+                n = try consumer.pollHeld(into: held, maxMessages: near ? Self.pollMaxMessagesNearLimit : Self.pollMaxMessages,
+                                          timeout: busy ? .milliseconds(2) : .milliseconds(100))
+                if n > 0 { stats.fetchTime += ContinuousClock.now - pollStarted }
                 if let e = heldError { heldError = nil; throw e }
-                try processHeld()
+                let dispatchStarted = ContinuousClock.now
+                dispatchHeld()
+                if near { quiesce() }
+                stats.dispatchTime += ContinuousClock.now - dispatchStarted
             } catch let e as PermanentStoreError {
                 held.release()
                 stopFatally(e)
                 break
             } catch {
-                held.release()  // before the consumer goes: a held message refers to its handle
+                // Before the consumer goes: a held message refers to its handle.
+                stopEncoders()
+                held.release()
                 throw error
             }
-            if let firstInPoll { stats.pollTime += ContinuousClock.now - firstInPoll }
-            if n > 0 { flushPollMetrics() }
+            flushPollMetrics()  // the shards publish after each job, also between polls
             if n == 0 {
                 stats.idleTime += ContinuousClock.now - loopStarted
                 if busy {
@@ -330,8 +354,10 @@ public final class Engine: @unchecked Sendable {
                 }
             }
             if n > 0 { lastActivity = .now; idleFlushed = false; stats.lastRecordAt = lastActivity }
-            try cutAgedBatches()
-            if untilIdle != nil { try sealDrainedPartitions() }
+            if ContinuousClock.now - lastCutsPosted >= .milliseconds(50) {
+                lastCutsPosted = .now
+                postCuts(drained: untilIdle != nil ? consumer.partitionsAtEOF : nil)
+            }
             try applyBackpressure()
             // A partition paused by backpressure has records waiting in Kafka: not idle. (Found
             // by tools/chaos.py's S3 scenario: during an S3 outage the engine paused its
@@ -368,6 +394,7 @@ public final class Engine: @unchecked Sendable {
                     try sealAll(reason: "idle")
                     idleFlushed = true
                 }
+                quiesce()
                 if scheduler.pendingTotal == 0 && partitions.values.allSatisfy({ $0.open == nil }) {
                     let waiting = scheduler.waitingTotal
                     if waiting > 0 {
@@ -398,6 +425,10 @@ public final class Engine: @unchecked Sendable {
 
     func shutdown() throws {
         held.release()
+        quiesce()
+        do { try takeShardOutcomes() } catch {
+            logger.error("an encoder shard failed before the stop", metadata: ["error": "\(error)"])
+        }
         logger.info("stopping: sealing open batches and waiting for commits")
         if fatalExit == EngineExit.storeRefused {
             // Uploads cannot succeed: leave the open batches unsealed (their records are read
@@ -413,6 +444,7 @@ public final class Engine: @unchecked Sendable {
         }
         offsets.setOwned([])
         try? consumer.close(timeout: .seconds(10))
+        stopEncoders()
         offsets.closeChannel()
         scheduler.stop()
         report(force: true)

@@ -24,13 +24,13 @@ extension Engine {
         /// End of the last poll that returned records (poll granularity: no clock read per record).
         var lastRecordAt: ContinuousClock.Instant?
         var lastCommitAt: ContinuousClock.Instant?
-        /// Poll-thread time in polls that returned records (fetch hand-off, parse, column
-        /// append) and in sealing (finishing the Parquet file, fsync, hash, manifest row).
-        var pollTime = Duration.zero
-        var sealTime = Duration.zero
-        /// Thread time the encoder shards spent handling records (all shards together; more
-        /// than `pollTime` when they ran at once).
+        /// Encoder-shard time handling records (parse, column append, cuts; summed over the
+        /// shards) and, within it, sealing (finishing the Parquet file, fsync, hash, manifest row).
         var encoderBusyTime = Duration.zero
+        var sealTime = Duration.zero
+        /// Poll-thread time handing each poll's records to the shards, waiting for a free slot
+        /// when the shards are behind included.
+        var dispatchTime = Duration.zero
         /// Polls whose records were handled, and how many of them by more than one shard at once.
         /// Poll-thread time inside polls that returned records (librdkafka handing them over).
         var fetchTime = Duration.zero
@@ -48,6 +48,7 @@ extension Engine {
     /// Logs the run's totals and its end-to-end rate: from the first record consumed to the last
     /// offset committed (what `make bench` quotes).
     func summarize() {
+        for shard in shards { publish(shard) }  // the shards are stopped: what the poll thread sealed last
         collectTallies()
         var meta: Logger.Metadata = ["records": "\(stats.records)", "rejected": "\(stats.rejected)",
                                      "bytes": "\(stats.bytes)", "batches": "\(stats.batchesSealed)",
@@ -70,10 +71,10 @@ extension Engine {
         }
         // Stage split (seconds of thread time; upload workers overlap each other and the poll thread).
         func micros(_ a: borrowing Atomic<Int>) -> String { String(format: "%.3f", Double(a.load(ordering: .relaxed)) / 1e6) }
-        meta["stage_parse_encode_s"] = "\(String(format: "%.3f", seconds(stats.pollTime)))"
+        meta["stage_parse_encode_s"] = "\(String(format: "%.3f", seconds(stats.encoderBusyTime)))"
         meta["stage_seal_s"] = "\(String(format: "%.3f", seconds(stats.sealTime)))"
         meta["encoder_threads"] = "\(shards.count)"
-        meta["encoder_busy_s"] = "\(String(format: "%.3f", seconds(stats.encoderBusyTime)))"
+        meta["poll_thread_dispatch_s"] = "\(String(format: "%.3f", seconds(stats.dispatchTime)))"
         meta["polls"] = "\(stats.polls)"
         meta["poll_thread_fetch_s"] = "\(String(format: "%.3f", seconds(stats.fetchTime)))"
         meta["polls_shared"] = "\(stats.sharedPolls)"
@@ -94,10 +95,10 @@ extension Engine {
     }
 
     func report(force: Bool = false) {
-        collectTallies()
         let now = ContinuousClock.now
         let interval = config.engine.statusInterval
         guard force || (interval > .zero && now - stats.lastReport >= interval) else { return }
+        quiesce()  // reads the partitions' last offsets
         let secs = max(0.001, Double((now - stats.lastReport).components.seconds) + Double((now - stats.lastReport).components.attoseconds) / 1e18)
         let rps = Double(stats.records - stats.recordsAtLastReport) / secs
         let mbps = Double(stats.bytes - stats.bytesAtLastReport) / secs / 1_048_576
