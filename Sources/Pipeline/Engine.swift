@@ -299,6 +299,9 @@ public final class Engine: @unchecked Sendable {
         lastActivity = .now
         var idleFlushed = false
         startEncoders()
+        // Whatever way run() ends, the shards finish and stop (and every held message is
+        // released) while the consumer still exists; a normal shutdown has done it already.
+        defer { stopEncoders(); held.release() }
         while !stopRequested.load(ordering: .relaxed) {
             let loopStarted = ContinuousClock.now
             metrics.health.beat(now: loopStarted)
