@@ -312,10 +312,6 @@ public final class Engine: @unchecked Sendable {
             } catch let e as PermanentStoreError {
                 stopFatally(e)
                 break
-            } catch {
-                stopEncoders()
-                held.release()
-                throw error
             }
             makeRequestedSeeks()
             drainEvents()
@@ -341,11 +337,6 @@ public final class Engine: @unchecked Sendable {
                 held.release()
                 stopFatally(e)
                 break
-            } catch {
-                // Before the consumer goes: a held message refers to its handle.
-                stopEncoders()
-                held.release()
-                throw error
             }
             flushPollMetrics()  // the shards publish after each job, also between polls
             if n == 0 {

@@ -5,6 +5,17 @@ import TidemarkConfig
 /// Loading, overrides, unknown keys and TOML, with TidemarkConfig's checks only
 /// (`.configOnly`): none of these files reaches Pipeline's checks (PipelineTests' "engine
 /// configuration" suite covers the seam).
+/// The smallest valid configuration, to which a test appends the tables it is about.
+private let minimalConfig = "[kafka]\nbrokers = \"b\"\ntopics = [\"t\"]\n[sink]\nurl = \"file:///x\"\n"
+
+/// Loads `toml` (written to a temporary file) with config-only checks.
+private func load(_ toml: String, _ env: [String: String] = [:]) throws -> EngineConfig {
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent("tm-\(UUID()).toml")
+    try toml.write(to: url, atomically: true, encoding: .utf8)
+    defer { try? FileManager.default.removeItem(at: url) }
+    return try EngineConfig.load(path: url.path, environment: env, checks: .configOnly)
+}
+
 @Suite("engine configuration (TidemarkConfig)")
 struct EngineConfigTests {
     let sample = """
@@ -59,13 +70,7 @@ struct EngineConfigTests {
 
     @Test("[manifest] retention: default 7 days, pruned every min(retention, 10 min); 0 turns pruning off; TIDEMARK_MANIFEST_RETENTION overrides")
     func manifestRetention() throws {
-        let base = "[kafka]\nbrokers = \"b\"\ntopics = [\"t\"]\n[sink]\nurl = \"file:///x\"\n"
-        func load(_ toml: String, _ env: [String: String] = [:]) throws -> EngineConfig {
-            let url = FileManager.default.temporaryDirectory.appendingPathComponent("tm-\(UUID()).toml")
-            try toml.write(to: url, atomically: true, encoding: .utf8)
-            defer { try? FileManager.default.removeItem(at: url) }
-            return try EngineConfig.load(path: url.path, environment: env, checks: .configOnly)
-        }
+        let base = minimalConfig
         let d = try load(base)
         #expect(d.manifest.retention == .seconds(7 * 86_400))
         #expect(d.manifest.pruneInterval == .seconds(600))
@@ -78,13 +83,7 @@ struct EngineConfigTests {
 
     @Test("[engine] encoder_threads: default 0 (one per core), a number is kept, TIDEMARK_ENGINE_ENCODER_THREADS overrides")
     func encoderThreads() throws {
-        let base = "[kafka]\nbrokers = \"b\"\ntopics = [\"t\"]\n[sink]\nurl = \"file:///x\"\n"
-        func load(_ toml: String, _ env: [String: String] = [:]) throws -> EngineConfig {
-            let url = FileManager.default.temporaryDirectory.appendingPathComponent("tm-\(UUID()).toml")
-            try toml.write(to: url, atomically: true, encoding: .utf8)
-            defer { try? FileManager.default.removeItem(at: url) }
-            return try EngineConfig.load(path: url.path, environment: env, checks: .configOnly)
-        }
+        let base = minimalConfig
         #expect(try load(base).engine.encoderThreads == 0)
         #expect(try load(base + "[engine]\nencoder_threads = 3").engine.encoderThreads == 3)
         #expect(try load(base, ["TIDEMARK_ENGINE_ENCODER_THREADS": "1"]).engine.encoderThreads == 1)
