@@ -56,7 +56,7 @@ struct PathTemplateTests {
         }
     }
 
-    @Test("equal buckets render equal paths and different buckets different paths")
+    @Test("equal buckets render equal paths")
     func buckets() throws {
         for source in ["dt={event_date}/hour={event_hour}", "dt={event_date}", "y={event_year}/m={event_month}", "y={kafka_year}",
                        "{topic}/dt={kafka_date}/e={event_hour}"] {
@@ -68,7 +68,11 @@ struct PathTemplateTests {
                                                kafkaMillis: Int64.random(in: 0...4_000_000_000_000, using: &rng))
                 let b = t.bucket(times)
                 let path = t.render(topic: "t", partition: 3, times: times)
-                if let (pb, pp) = previous { #expect((pb == b) == (pp == path), "\(source): \(pp) vs \(path)") }
+                // A batch holds one bucket, so one bucket must render one path. The converse does
+                // not hold for a template that renders an hour without its date (e={event_hour}:
+                // 00 of two days is one path, two buckets); that costs an extra cut, not a misplaced
+                // row. (CI drew such a pair: "t/dt=2011-08-23/e=00" for two buckets.)
+                if let (pb, pp) = previous, pb == b { #expect(pp == path, "\(source): \(pp) vs \(path)") }
                 previous = (b, path)
                 // A time in the same hour shares the bucket with its neighbour a few seconds on.
                 var near = times
