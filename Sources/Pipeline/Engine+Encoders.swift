@@ -110,7 +110,7 @@ extension Engine {
         }
     }
 
-    /// What a shard counted; added to ``Stats`` by the poll thread (``collectTallies()``).
+    /// What a shard counted; added to ``Stats/handled`` by the poll thread (``collectTallies()``).
     struct Tally {
         var records = 0
         var rejected = 0
@@ -118,7 +118,8 @@ extension Engine {
         var batchesSealed = 0
         var sealTime = Duration.zero
         var firstRecordAt: ContinuousClock.Instant?
-        /// Time spent handling records (parse, append, cut, seal).
+        /// Time spent handling records (parse, column append, cuts, seal) and, within it, sealing
+        /// (finishing the Parquet file, fsync, hash, manifest row).
         var busyTime = Duration.zero
 
         static func += (a: inout Tally, b: Tally) {
@@ -316,13 +317,7 @@ extension Engine {
     func collectTallies() {
         for shard in shards {
             let t = shard.published.withLock { p in defer { p.tally = Tally() }; return p.tally }
-            stats.records += t.records
-            stats.rejected += t.rejected
-            stats.bytes += t.bytes
-            stats.batchesSealed += t.batchesSealed
-            stats.sealTime += t.sealTime
-            stats.encoderBusyTime += t.busyTime
-            if let f = t.firstRecordAt, stats.firstRecordAt.map({ f < $0 }) ?? true { stats.firstRecordAt = f }
+            stats.handled += t
         }
     }
 }

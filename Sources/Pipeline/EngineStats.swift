@@ -13,21 +13,18 @@ import Glibc
 
 extension Engine {
     struct Stats {
-        var records = 0
-        var rejected = 0
-        var bytes = 0
-        var batchesSealed = 0
-        /// When this run consumed its first record and last committed an offset: the end-to-end
-        /// window of the run summary (and of `make bench`).
+        /// What the encoder shards handled, summed (``collectTallies()``): records, rejections,
+        /// bytes, batches sealed, busy and seal time, and when the first record was consumed.
+        var handled = Tally()
+        var records: Int { handled.records }
+        var rejected: Int { handled.rejected }
+        var bytes: Int { handled.bytes }
+        /// When this run started, consumed its first record (``handled``) and last committed an
+        /// offset: the end-to-end window of the run summary (and of `make bench`).
         var startedAt = ContinuousClock.now
-        var firstRecordAt: ContinuousClock.Instant?
         /// End of the last poll that returned records (poll granularity: no clock read per record).
         var lastRecordAt: ContinuousClock.Instant?
         var lastCommitAt: ContinuousClock.Instant?
-        /// Encoder-shard time handling records (parse, column append, cuts; summed over the
-        /// shards) and, within it, sealing (finishing the Parquet file, fsync, hash, manifest row).
-        var encoderBusyTime = Duration.zero
-        var sealTime = Duration.zero
         /// Poll-thread time handing each poll's records to the shards, waiting for a free slot
         /// when the shards are behind included.
         var dispatchTime = Duration.zero
@@ -51,14 +48,14 @@ extension Engine {
         for shard in shards { publish(shard) }  // the shards are stopped: what the poll thread sealed last
         collectTallies()
         var meta: Logger.Metadata = ["records": "\(stats.records)", "rejected": "\(stats.rejected)",
-                                     "bytes": "\(stats.bytes)", "batches": "\(stats.batchesSealed)",
+                                     "bytes": "\(stats.bytes)", "batches": "\(stats.handled.batchesSealed)",
                                      "uploaded_bytes": "\(executor.bytesUploaded.load(ordering: .relaxed))"]
         func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
-        if let first = stats.firstRecordAt {
+        if let first = stats.handled.firstRecordAt {
             // Start-up cost: opening the manifest, recovery, group join, first fetch.
             meta["first_record_after_seconds"] = "\(String(format: "%.3f", seconds(first - stats.startedAt)))"
         }
-        if let first = stats.firstRecordAt, let last = stats.lastCommitAt, last > first {
+        if let first = stats.handled.firstRecordAt, let last = stats.lastCommitAt, last > first {
             let secs = seconds(last - first)
             meta["seconds"] = "\(String(format: "%.3f", secs))"
             meta["wall_seconds"] = "\(String(format: "%.3f", seconds(last - stats.startedAt)))"
@@ -71,8 +68,8 @@ extension Engine {
         }
         // Stage split (seconds of thread time; upload workers overlap each other and the poll thread).
         func micros(_ a: borrowing Atomic<Int>) -> String { String(format: "%.3f", Double(a.load(ordering: .relaxed)) / 1e6) }
-        meta["stage_parse_encode_s"] = "\(String(format: "%.3f", seconds(stats.encoderBusyTime)))"
-        meta["stage_seal_s"] = "\(String(format: "%.3f", seconds(stats.sealTime)))"
+        meta["stage_parse_encode_s"] = "\(String(format: "%.3f", seconds(stats.handled.busyTime)))"
+        meta["stage_seal_s"] = "\(String(format: "%.3f", seconds(stats.handled.sealTime)))"
         meta["encoder_threads"] = "\(shards.count)"
         meta["poll_thread_dispatch_s"] = "\(String(format: "%.3f", seconds(stats.dispatchTime)))"
         meta["polls"] = "\(stats.polls)"
