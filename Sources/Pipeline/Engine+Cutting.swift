@@ -15,10 +15,11 @@ import Glibc
 /// sealed and staged, and when a partition is paused.
 extension Engine {
     /// Seals `tp`'s open batch: stages the file, records it in the manifest and queues its upload.
-    /// Runs on the thread handling the partition's shard (poll thread outside a fork).
+    /// Runs on the partition's encoder shard (or on the poll thread while the shards are quiesced).
     func seal(_ tp: TopicPartition, _ st: PartitionState, reason: String) throws {
         guard let batch = st.open else { return }
         st.open = nil
+        st.drainWatch = DrainWatch()  // the next batch's end-of-partition cut starts afresh
         guard batch.recordCount > 0 else { batch.discard(); return }
         let sealStarted = ContinuousClock.now
         let shard = shards[st.shard]
@@ -75,21 +76,15 @@ extension Engine {
     }
 
     /// `--until-idle` (a catch-up run that exits once drained): a partition that has been at its
-    /// end (`_PARTITION_EOF`, nothing received since; `drained`, read by the poll thread) for
-    /// 250 ms seals its open batch instead of waiting for the idle limit or `max_age`, so the
-    /// run's last commit follows its last record. The 250 ms keep a topic that is still being
-    /// written from being cut into a batch per poll. A continuously running engine cuts by size
-    /// and age only. Shard thread, for `shard`'s partitions.
+    /// end with no record read for 250 ms seals its open batch instead of waiting for the idle
+    /// limit or `max_age` (``DrainWatch``), so the run's last commit follows its last record. A
+    /// continuously running engine cuts by size and age only. Shard thread, for `shard`'s
+    /// partitions; `drained` is the consumer's end-of-partition set when the poll thread posted
+    /// this job, and the records it polled before were handled before it (same queue).
     func sealDrainedPartitions(shard: Int, drained: Set<TopicPartition>, now: ContinuousClock.Instant) throws {
         for (tp, st) in partitions where st.shard == shard && st.open != nil {
-            if !drained.contains(tp) {
-                st.drainedSince = nil
-            } else if let since = st.drainedSince {
-                guard now - since >= .milliseconds(250) else { continue }
-                st.drainedSince = nil
+            if st.drainWatch.observe(atEnd: drained.contains(tp), lastOffset: st.lastOffset, now: now) {
                 try seal(tp, st, reason: "end of partition")
-            } else {
-                st.drainedSince = now
             }
         }
     }

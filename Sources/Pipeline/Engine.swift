@@ -162,8 +162,8 @@ public final class Engine: @unchecked Sendable {
         /// record read: a sealed batch's newest, for the freshness gauges.
         var lastKafkaMillis: Int64?
         var lastEventMicros: Int64?
-        /// When this partition was first seen drained with an open batch (`--until-idle` only).
-        var drainedSince: ContinuousClock.Instant?
+        /// The end-of-partition cut of `--until-idle` for the open batch.
+        var drainWatch = DrainWatch()
     }
 
 
