@@ -12,7 +12,7 @@ TEST_TANSU_DIR ?= $(CURDIR)/.tansu-test
 KAFKA_BROKER_SUITES := KafkaSourceTests.KafkaBrokerTests|IntegrationTests.KafkaBrokerIntegrationTests
 EXECUTABLES := etl-engine etl-recover etl-audit etl-loggen etl-produce etl-devbroker
 
-.PHONY: all deps build test test-tansu test-tansu-pass chaos demo bench bench-parse bench-parquet bench-kafka bench-objectstore bench-e2e bench-recovery bench-audit-deep bench-audit-fleet bench-layout bench-scaling bench-memory bench-latency clean install package package-test stack-up stack-down
+.PHONY: all deps build test test-tansu test-tansu-pass chaos demo bench bench-parse bench-parquet bench-kafka bench-objectstore bench-e2e bench-recovery bench-audit-deep bench-audit-fleet bench-layout bench-scaling bench-memory bench-latency bench-goals clean install package package-test stack-up stack-down
 
 all: build
 
@@ -70,6 +70,7 @@ demo: deps
 
 # Benchmarks (not tests): results and the commands behind them are in docs/benchmarks.md.
 bench: bench-parse bench-parquet bench-kafka bench-objectstore bench-e2e bench-recovery bench-audit-deep bench-audit-fleet bench-layout bench-scaling bench-memory bench-latency
+	@python3 bench/goals.py
 
 # Records per second of one core for each input format's parser (seed text, seed JSON, configured
 # JSON mapping, regex/nginx, raw); release build. Results in docs/benchmarks.md ("Parsing").
@@ -94,8 +95,11 @@ bench-kafka: deps
 bench-e2e: deps
 	python3 bench/e2e_bench.py
 	python3 bench/e2e_bench.py --skip-build --wall-only --records 3000000 --partitions 48
+	python3 bench/e2e_bench.py --skip-build --wall-only --zero-delay --records 3000000 --partitions 48
 
-# Start-up with 100,000 COMMITTED + 10 in-flight batches in the manifest, beside an empty one.
+# Start-up with 100,000 COMMITTED + 10 in-flight batches in the manifest, beside an empty one; and
+# restart right after kill -9, with and without static membership; on the dev broker and on
+# bench/zero_delay_broker.py.
 bench-recovery: deps
 	python3 bench/recovery_bench.py
 
@@ -116,6 +120,11 @@ bench-layout: deps
 # (through tools/s3_fault_proxy.py), manifest bytes per batch. Reading: docs/scaling.md.
 bench-scaling: deps
 	python3 bench/scaling_bench.py
+
+# Issue 22's goals, each with the figure the benches above measured (from their raw results in
+# .build/), met or not; measures nothing itself.
+bench-goals:
+	python3 bench/goals.py
 
 # Peak RSS of etl-engine with default settings, 2,000,000 records over 48 and over 480 partitions
 # (issue #22: <= 256 MiB), beside the same engine assigned an empty topic; verify_sink.py after each run.

@@ -72,8 +72,8 @@ def local_stack(name, topics, binp):
                TIDEMARK_DEVBROKER=os.path.join(binp, "etl-devbroker"))
     stack_tool = os.path.join(ROOT, "tools/stack")
     run([stack_tool, "down"], env=env, check=False)  # a stack left over by an interrupted bench
-    run([stack_tool, "up"], env=env)
     try:
+        run([stack_tool, "up"], env=env)  # inside the try: a half-started stack is taken down too
         yield Stack(directory, env)
     finally:
         run([stack_tool, "down"], env=env, check=False)

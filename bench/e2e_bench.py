@@ -19,7 +19,12 @@ Prints one table and writes it, with date, machine, versions and commands, into
 docs/benchmarks.md between the "e2e-bench" markers (--no-write to skip).
 
   python3 bench/e2e_bench.py [--records 2000000] [--partitions 32] [--runs 3]
-                             [--batch-records 25000] [--skip-build] [--no-write] [--wall-only]
+                             [--batch-records 25000] [--skip-build] [--no-write] [--wall-only [--zero-delay]]
+
+--wall-only --zero-delay runs the wall-clock comparison on bench/zero_delay_broker.py (librdkafka
+2.16's mock cluster with the initial group join delay set to 0, as a Kafka broker with
+`group.initial.rebalance.delay.ms=0`) instead of the dev broker, whose 3 s first-join delay both
+pipelines otherwise pay inside their wall clock; moto still comes from the local stack.
 
 Partitions: the dev broker (librdkafka 2.0.2's mock cluster) keeps at most 5 MiB of stored
 bytes and 100,000 message sets per partition (docs/compat.md). 2,000,000 compressed records
@@ -106,6 +111,16 @@ def limits(args, bootstrap, endpoint, work, binp, total_bytes):
     out["sha256"] = {"mb_per_s": median(shas), "runs": shas}
     log("sha256", out["sha256"])
     os.unlink(blob)
+    # Parsing: parse-bench's seed-text rate (the engine's default format), one core.
+    rates = []
+    for _ in range(args.runs):
+        lines = run([os.path.join(binp, "parse-bench"), "--runs", "1", "--json"]).stdout.splitlines()
+        seed = next((json.loads(l) for l in lines if l.startswith("{") and '"seed text"' in l), None)
+        if not seed:
+            sys.exit(f"bench: no seed-text line in parse-bench output: {lines[-5:]}")
+        rates.append(seed["records_per_s"])
+    out["parse"] = {"records_per_s": median(rates), "runs": rates}
+    log("parse", out["parse"])
     return out
 
 
@@ -296,7 +311,10 @@ def render_wall(args, peer, eng):
     return "\n".join([
         f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: {args.records:,} records over "
         f"{args.partitions} partitions, batches of {args.batch_records:,} records, both to moto, median of "
-        f"{args.runs} runs. Wall = process start to the last offset commit (start-up and the group join "
+        f"{args.runs} runs, Kafka from "
+        + ("bench/zero_delay_broker.py (no initial group join delay)" if args.zero_delay else
+           "the dev broker (3 s initial group join delay)")
+        + ". Wall = process start to the last offset commit (start-up and the group join "
         f"included); steady state = first record consumed to the last offset commit.",
         "",
         "| pipeline | wall records/s | steady-state records/s | peak RSS MiB |",
@@ -312,14 +330,16 @@ def render_wall(args, peer, eng):
 def write_doc(text, args):
     path = os.path.join(ROOT, "docs/benchmarks.md")
     doc = open(path).read()
-    marker = "e2e-wall" if args.wall_only else "e2e-bench"
+    marker = ("e2e-wall-zero-delay" if args.zero_delay else "e2e-wall") if args.wall_only else "e2e-bench"
     cmd = (f"python3 bench/e2e_bench.py --records {args.records} --partitions {args.partitions} "
-           f"--runs {args.runs} --batch-records {args.batch_records}" + (" --wall-only" if args.wall_only else ""))
+           f"--runs {args.runs} --batch-records {args.batch_records}" + (" --wall-only" if args.wall_only else "")
+           + (" --zero-delay" if args.zero_delay else ""))
     block = (f"<!-- {marker}:start (written by bench/e2e_bench.py; edits here are overwritten) -->\n"
              f"Command: `{cmd}` (`make bench-e2e`).\n\nMachine: {machine()}.\n\nVersions: " +
              "; ".join(f"{k} {v}" for k, v in versions().items()) + ".\n\n" + text + f"\n<!-- {marker}:end -->")
     m = re.search(rf"<!-- {marker}:start.*?<!-- {marker}:end -->", doc, re.S)
-    heading = "### Wall clock over a larger topic" if args.wall_only else "## End to end (make bench-e2e)"
+    heading = ("### Wall clock on a broker without the initial join delay" if args.zero_delay else
+               "### Wall clock over a larger topic") if args.wall_only else "## End to end (make bench-e2e)"
     doc = doc[:m.start()] + block + doc[m.end():] if m else doc.rstrip() + f"\n\n{heading}\n\n" + block + "\n"
     open(path, "w").write(doc)
     log("wrote docs/benchmarks.md")
@@ -335,20 +355,28 @@ def main():
     ap.add_argument("--no-write", action="store_true", help="print the table; leave docs/benchmarks.md alone")
     ap.add_argument("--wall-only", action="store_true",
                     help="only the peer and the engine to moto, for the wall-clock comparison (no limits, no file://)")
+    ap.add_argument("--zero-delay", action="store_true",
+                    help="with --wall-only: Kafka from bench/zero_delay_broker.py (no initial group join delay)")
     args = ap.parse_args()
+    if args.zero_delay and not args.wall_only:
+        ap.error("--zero-delay needs --wall-only")
     args.topic = "bench"
     log("building release" if not args.skip_build else "release binaries")
     binp = benchlib.release_binaries(args.skip_build)
     with benchlib.local_stack(".stack-bench", f"{args.topic}:{args.partitions}", binp) as stack, \
             tempfile.TemporaryDirectory(prefix="tidemark-bench-", ignore_cleanup_errors=True) as work:
-        measure(args, stack, work, binp)
+        if args.zero_delay:
+            with benchlib.zero_delay_broker(f"{args.topic}:{args.partitions}") as bootstrap:
+                measure(args, stack, work, binp, bootstrap)
+        else:
+            measure(args, stack, work, binp, stack.bootstrap)
 
 
-def measure(args, stack, work, binp):
-    bootstrap, endpoint = stack.bootstrap, stack.endpoint
+def measure(args, stack, work, binp, bootstrap):
+    endpoint = stack.endpoint
     stack.create_bucket(BUCKET)
-    log(f"producing {args.records:,} records over {args.partitions} partitions")
-    stack.produce(args.topic, args.records, args.partitions, partition_major=True)
+    log(f"producing {args.records:,} records over {args.partitions} partitions to {bootstrap}")
+    benchlib.produce(bootstrap, args.topic, args.records, args.partitions, partition_major=True, env=stack.env)
     if args.wall_only:
         peer, eng = [], []
         for i in range(args.runs):
@@ -358,6 +386,12 @@ def measure(args, stack, work, binp):
             log("engine", eng[-1])
         text = render_wall(args, peer, eng)
         print(text)
+        raw = os.path.join(ROOT, ".build", "e2e-wall-zero-delay.json" if args.zero_delay else "e2e-wall.json")
+        os.makedirs(os.path.dirname(raw), exist_ok=True)
+        json.dump({"records": args.records, "partitions": args.partitions, "zero_delay": args.zero_delay,
+                   "measured": time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()), "peer": peer, "engine": eng},
+                  open(raw, "w"), indent=1)
+        log(f"raw results in {raw}")
         if not args.no_write:
             write_doc(text, args)
         return
@@ -377,7 +411,9 @@ def measure(args, stack, work, binp):
     print(text)
     raw = os.path.join(ROOT, ".build", "e2e-bench.json")
     os.makedirs(os.path.dirname(raw), exist_ok=True)
-    json.dump({"limits": lim, "peer": peer, "engine": eng, "engine_defaults": engdef}, open(raw, "w"), indent=1)
+    json.dump({"records": args.records, "partitions": args.partitions, "total_bytes": total_bytes,
+               "measured": time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()),
+               "limits": lim, "peer": peer, "engine": eng, "engine_defaults": engdef}, open(raw, "w"), indent=1)
     log(f"raw results in {raw}")
     if not args.no_write:
         write_doc(text, args)

@@ -109,7 +109,8 @@ def main():
     ap.add_argument("--runs", type=int, default=1)
     ap.add_argument("--skip-build", action="store_true")
     ap.add_argument("--skip-idle", action="store_true", help="no empty-topic baseline runs")
-    ap.add_argument("--json", help="also write every run's result to this file")
+    ap.add_argument("--json", default=os.path.join(ROOT, ".build", "memory-bench.json"),
+                    help="also write every run's result to this file (default .build/memory-bench.json, read by bench/goals.py)")
     ap.add_argument("--stack", default=".stack-bench-memory", help="stack directory under the repository (default .stack-bench-memory)")
     ap.add_argument("--kafka-property", action="append", default=[], metavar="K=V",
                     help="a librdkafka property for every engine run (not a default setting: to find what takes memory)")
@@ -143,6 +144,7 @@ def main():
                     log(json.dumps(r))
                     results.append(r)
     if args.json:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)
     print("| partitions | load | sink | peak RSS MiB | row groups buffered at most (MiB) | early row groups | objects / row groups | wall s | exactly once |")

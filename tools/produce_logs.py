@@ -129,6 +129,8 @@ def main():
         huge_at = {min(args.count - 1, step // 2 + k * step) for k in range(args.huge_lines)}
     nbad = nhuge = 0
     started = time.monotonic()
+    # --rate: check the pace every 100 records at high rates, down to every record at 100/s and below.
+    pace_every = max(1, min(100, int(args.rate // 100))) if args.rate else 100
     for i in range(args.count):
         serial = args.start_serial + i
         value = line(rng, serial, base, args.random_bytes, args.short_messages)
@@ -139,7 +141,7 @@ def main():
         elif args.bad_fraction and rng.random() < args.bad_fraction:
             value = bad(rng, value)
             nbad += 1
-        if args.rate and i % 100 == 0:
+        if args.rate and i % pace_every == 0:
             ahead = i / args.rate - (time.monotonic() - started)
             if ahead > 0:
                 p.poll(0)
