@@ -4,7 +4,8 @@
 Brings up its own stack (.stack-bench-audit/), produces --records log records over 16
 partitions, lets etl-engine (release) write them to moto as uncompressed Parquet (sink.compression
 = "none", so that the objects are large: deep audit cost is download + SHA-256 + footer, whatever
-the page codec), then times `etl-audit --deep` --runs times and prints MB/s of object bytes
+the page codec), checks that lake exactly once with tools/verify_sink.py, then times
+`etl-audit --deep` --runs times and prints MB/s of object bytes
 (median). A shallow audit of the same sink is timed beside it.
 
   python3 bench/audit_deep_bench.py [--records 1000000] [--runs 3] [--skip-build]
@@ -43,6 +44,12 @@ def measure(args, stack, work, binp):
                 f'[staging]\ndir = "{work}/staging"\nmanifest = "{work}/state/manifest.sqlite"\n'
                 '[batch]\nmax_records = 50000\n')
     run([os.path.join(binp, "etl-engine"), "--config", conf, "--until-idle", "2s"], env=stack.env)
+    # Every benchmark run must also be exactly once, judged by reading the sink back (not by etl-audit).
+    v = run([sys.executable, os.path.join(benchlib.ROOT, "tools/verify_sink.py"), "--bootstrap", stack.bootstrap,
+             "--topic", "aud", "--sink", "s3://audit-bench/lake", "--endpoint", stack.endpoint,
+             "--expect", str(args.records)], env=stack.env, check=False)
+    if v.returncode != 0:
+        sys.exit(f"bench: verify_sink.py found the engine's lake not exactly once:\n{v.stdout[-3000:]}")
     results = {}
     for mode in ("shallow", "deep"):
         secs, report = [], None

@@ -136,6 +136,7 @@ def main():
     print("| --- | --- | --- |")
     for goal, figure, v in rows(args.build_dir):
         print(f"| {goal} | {figure} | {v} |")
+    print("\nWhy each unmet goal is not met, measured: docs/benchmarks.md, \"Issue 22's goals, measured\".")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ every record whose path differs from the open batch's cuts it. This bench produc
 stream (4 partitions, 200,000 records over three hours of event time, i.e. ~16,700 records per
 partition-hour) with several shares of late records, runs etl-engine with `--until-idle` into a
 file:// sink for each template, and counts the objects with tools/check_layout.py (DuckDB), which
-also checks that every row lies in its own path. Size and age cuts are set out of the way
+also checks that every row lies in its own path; tools/verify_sink.py checks every run exactly once. Size and age cuts are set out of the way
 (max_records 1,000,000, max_age 10 min), so the counts show the path cuts alone.
 
   python3 bench/layout_bench.py [--records 200000] [--skip-build | --bin DIR]
@@ -62,6 +62,12 @@ def main():
                     out = run([sys.executable, os.path.join(TOOLS, "check_layout.py"), "--sink", f"file://{work}/lake",
                                "--column", column], env=stack.env, check=False)
                     doc = json.loads(out.stdout.strip().splitlines()[-1])
+                    # Every benchmark run must also be exactly once, judged by reading the sink back.
+                    v = run([sys.executable, os.path.join(TOOLS, "verify_sink.py"), "--bootstrap", stack.bootstrap,
+                             "--topic", topic, "--sink", f"file://{work}/lake", "--expect", str(args.records)],
+                            env=stack.env, check=False)
+                    if v.returncode != 0:
+                        sys.exit(f"bench: verify_sink.py found {label} / {tname} not exactly once:\n{v.stdout[-3000:]}")
                     rows.append((label, tname, doc))
                     print(f"{label:26} {tname:18} objects {doc['objects']:6}  paths {doc['paths']:3}  "
                           f"rows/object {doc['rows'] // max(1, doc['objects']):7}  rows outside their path "

@@ -78,6 +78,16 @@ def start_up(conf, binp, env=None):
     return float(kv["first_record_after_seconds"]), int(kv["records"])
 
 
+def verify(bootstrap, topic, work, records, broker, end_at_eof=False):
+    """tools/verify_sink.py over the run's file:// sink: every record of `topic` exactly once, or
+    the bench stops."""
+    v = run([sys.executable, os.path.join(benchlib.ROOT, "tools/verify_sink.py"), "--bootstrap", bootstrap,
+             "--topic", topic, "--sink", f"file://{work}/lake", "--expect", str(records)]
+            + (["--end-at-eof"] if end_at_eof else []), check=False)
+    if v.returncode != 0:
+        sys.exit(f"bench: verify_sink.py found a run on {broker} not exactly once:\n{v.stdout[-3000:]}")
+
+
 def measure(bootstrap, binp, args, broker):
     """Times both start-ups (empty manifest, large manifest) against `bootstrap` and prints
     the medians, the runs and the manifest's cost."""
@@ -93,12 +103,13 @@ def measure(bootstrap, binp, args, broker):
                 secs, records = start_up(conf, binp)
                 if records != 2000:
                     sys.exit(f"bench: the engine read {records} records from {broker}, expected 2000")
+                verify(bootstrap, "rec", work, 2000, broker)
                 times.append(secs)
             finally:
                 shutil.rmtree(work, ignore_errors=True)
         results[label] = times
         print(f"{broker:18s} {label:40s} first record after {statistics.median(times):.3f} s "
-              f"(runs: {', '.join(f'{t:.3f}' for t in times)})", flush=True)
+              f"(runs: {', '.join(f'{t:.3f}' for t in times)}; exactly once)", flush=True)
     base, big = (statistics.median(v) for v in results.values())
     print(f"{broker:18s} {'manifest cost (difference of medians)':40s} {big - base:+.3f} s", flush=True)
     return {label: {"median_s": statistics.median(v), "runs_s": v} for label, v in results.items()}
@@ -147,11 +158,7 @@ def kill_restart(bootstrap, binp, args, broker, topic, records, env=None, end_at
                 secs, got = start_up(conf, binp, env)
                 if got != records:
                     sys.exit(f"bench: the restarted engine read {got} records from {broker}, expected {records}")
-                v = run([sys.executable, os.path.join(benchlib.ROOT, "tools/verify_sink.py"), "--bootstrap", bootstrap,
-                         "--topic", topic, "--sink", f"file://{work}/lake", "--expect", str(records)]
-                        + (["--end-at-eof"] if end_at_eof else []), check=False)
-                if v.returncode != 0:
-                    sys.exit(f"bench: verify_sink.py found the restart on {broker} not exactly once:\n{v.stdout[-3000:]}")
+                verify(bootstrap, topic, work, records, broker, end_at_eof)
                 times.append(secs)
             finally:
                 shutil.rmtree(work, ignore_errors=True)
