@@ -116,10 +116,11 @@ extension Engine {
         var rejected = 0
         var bytes = 0
         var batchesSealed = 0
+        /// Time spent sealing (finishing the Parquet file, fsync, hash, manifest row): part of
+        /// ``busyTime``.
         var sealTime = Duration.zero
         var firstRecordAt: ContinuousClock.Instant?
-        /// Time spent handling records (parse, column append, cuts, seal) and, within it, sealing
-        /// (finishing the Parquet file, fsync, hash, manifest row).
+        /// Time spent handling records (parse, column append, cuts, seal).
         var busyTime = Duration.zero
 
         static func += (a: inout Tally, b: Tally) {

@@ -126,7 +126,7 @@ struct EngineCommand: ParsableCommand {
     var config: String?
 
     @Option(name: .long, help: ArgumentHelp(
-        "Exit 0 once no record arrived for this long and everything read is committed (e.g. 5s). In this mode a partition at its end for 250 ms seals its open batch at once.",
+        "Exit 0 once no record arrived for this long and everything read is committed (e.g. 5s). In this mode a partition at its end, with no record read, for 250 ms seals its open batch at once.",
         valueName: "duration"))
     var untilIdle: String?
 
