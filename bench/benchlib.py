@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import uuid
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # moto accepts any credentials; boto3, awscli and etl-engine read these.
@@ -51,6 +52,21 @@ class Stack:
     def produce(self, topic, count, partitions, partition_major=False):
         """Produces `count` records of tools/produce_logs.py into this stack's broker."""
         produce(self.bootstrap, topic, count, partitions, partition_major, env=self.env)
+
+
+def engine_config(work, bootstrap, topic, group_prefix, kafka="", sink="", batch=""):
+    """Writes WORK/t.toml for one bench engine: `topic` from `bootstrap` in a fresh group
+    (`group_prefix`-<random>), session_timeout 6 s, a file:// sink at WORK/lake, staging and
+    manifest under WORK; `kafka`, `sink` and `batch` are extra TOML lines for those sections.
+    Returns the path."""
+    conf = os.path.join(work, "t.toml")
+    with open(conf, "w") as f:
+        f.write(f'[kafka]\nbrokers = "{bootstrap}"\ntopics = ["{topic}"]\n'
+                f'group_id = "{group_prefix}-{uuid.uuid4().hex[:8]}"\nsession_timeout = "6s"\n{kafka}'
+                f'[sink]\nurl = "file://{work}/lake"\n{sink}'
+                f'[staging]\ndir = "{work}/staging"\nmanifest = "{work}/state/manifest.sqlite"\n'
+                + (f'[batch]\n{batch}' if batch else ""))
+    return conf
 
 
 def produce(bootstrap, topic, count, partitions, partition_major=False, env=None):

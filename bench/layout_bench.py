@@ -17,7 +17,6 @@ import os
 import shutil
 import sys
 import tempfile
-import uuid
 
 import benchlib
 from benchlib import run
@@ -51,13 +50,8 @@ def main():
             for tname, template, column in TEMPLATES:
                 work = tempfile.mkdtemp(prefix="layout-bench-")
                 try:
-                    conf = os.path.join(work, "t.toml")
-                    with open(conf, "w") as f:
-                        f.write(f'[kafka]\nbrokers = "{stack.bootstrap}"\ntopics = ["{topic}"]\n'
-                                f'group_id = "lb-{uuid.uuid4().hex[:8]}"\nsession_timeout = "6s"\n'
-                                f'[sink]\nurl = "file://{work}/lake"\npath = "{template}"\n'
-                                f'[staging]\ndir = "{work}/staging"\nmanifest = "{work}/state/manifest.sqlite"\n'
-                                f'[batch]\nmax_records = 1000000\nmax_age = "10m"\n')
+                    conf = benchlib.engine_config(work, stack.bootstrap, topic, "lb", sink=f'path = "{template}"\n',
+                                                  batch='max_records = 1000000\nmax_age = "10m"\n')
                     run([os.path.join(binp, "etl-engine"), "--config", conf, "--until-idle", "3s"], env=stack.env)
                     out = run([sys.executable, os.path.join(TOOLS, "check_layout.py"), "--sink", f"file://{work}/lake",
                                "--column", column], env=stack.env, check=False)

@@ -37,18 +37,13 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 
 import benchlib
 from benchlib import run
 
 
 def prepare(work, bootstrap, binp, batches, in_flight):
-    conf = os.path.join(work, "t.toml")
-    with open(conf, "w") as f:
-        f.write(f'[kafka]\nbrokers = "{bootstrap}"\ntopics = ["rec"]\ngroup_id = "rec-{uuid.uuid4().hex[:8]}"\n'
-                f'session_timeout = "6s"\n[sink]\nurl = "file://{work}/lake"\n'
-                f'[staging]\ndir = "{work}/staging"\nmanifest = "{work}/state/manifest.sqlite"\n')
+    conf = benchlib.engine_config(work, bootstrap, "rec", "rec")
     run([os.path.join(binp, "etl-recover"), "--config", conf, "--no-upload"])  # creates the manifest
     if batches or in_flight:
         con = sqlite3.connect(os.path.join(work, "state/manifest.sqlite"))
@@ -133,13 +128,8 @@ def kill_restart(bootstrap, binp, args, broker, topic, records, env=None, end_at
         for _ in range(args.runs):
             work = tempfile.mkdtemp(prefix="tidemark-restart-")
             try:
-                conf = os.path.join(work, "t.toml")
-                with open(conf, "w") as f:
-                    f.write(f'[kafka]\nbrokers = "{bootstrap}"\ntopics = ["{topic}"]\n'
-                            f'group_id = "restart-{uuid.uuid4().hex[:8]}"\ninstance_id = "{instance}"\n'
-                            f'session_timeout = "6s"\n[sink]\nurl = "file://{work}/lake"\n'
-                            f'[staging]\ndir = "{work}/staging"\nmanifest = "{work}/state/manifest.sqlite"\n'
-                            f'[batch]\nmax_age = "10m"\nmax_records = 10000000\n')
+                conf = benchlib.engine_config(work, bootstrap, topic, "restart", kafka=f'instance_id = "{instance}"\n',
+                                              batch='max_age = "10m"\nmax_records = 10000000\n')
                 log_path = os.path.join(work, "a.log")
                 with open(log_path, "w") as log:
                     a = subprocess.Popen([os.path.join(binp, "etl-engine"), "--config", conf],
